@@ -1,0 +1,343 @@
+import {
+  createContextKey,
+  ROOT_CONTEXT,
+  trace,
+  type Context,
+  type TextMapGetter,
+  type TextMapSetter,
+} from '@opentelemetry/api';
+import { isTracingSuppressed, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
+import { SAMPLING_DECISION_KEY } from './span.js';
+import { checkFormats, settings, type PropagationFormat } from './internal/config.js';
+import { active } from './internal/context.js';
+import { debug } from './internal/debug.js';
+import { checkTraceparent, checkTracestate, isB3SpanId, isB3TraceId, parseB3Single } from './internal/validate.js';
+
+/** Reads one header from a carrier. `keys` is optional. */
+export interface CarrierGetter<C = unknown> {
+  get(carrier: C, key: string): unknown;
+  keys?(carrier: C): string[];
+}
+
+/** Writes one header into a carrier. */
+export interface CarrierSetter<C = unknown> {
+  set(carrier: C, key: string, value: string): void;
+}
+
+export interface InjectOptions<C = unknown> {
+  /** The context to propagate; default the active one. */
+  context?: Context;
+  /** How to write into the carrier; default plain property assignment. */
+  setter?: CarrierSetter<C>;
+  /** Formats to write; default from `configure()` (`['w3c', 'b3']`). */
+  formats?: readonly PropagationFormat[];
+}
+
+export interface ExtractOptions<C = unknown> {
+  /** How to read the carrier; default reads plain objects and Maps with string, Buffer or array values. */
+  getter?: CarrierGetter<C>;
+  /** Formats to try, in order; default from `configure()` (`['w3c', 'b3', 'b3multi']`). */
+  formats?: readonly PropagationFormat[];
+}
+
+/** Counters of what `extract` saw, since start or the last `resetPropagationStats()`. */
+export interface PropagationStats {
+  /** Carriers that yielded a remote parent. */
+  extracted: number;
+  /** Carriers with no trace headers at all. */
+  missing: number;
+  /** Carriers whose trace headers were all rejected (malformed, duplicated, oversized). */
+  rejected: number;
+  invalidTraceparent: number;
+  invalidTracestate: number;
+  invalidB3: number;
+  /** B3 sampling-only headers (`b3: 0`) honoured without a parent. */
+  samplingOnly: number;
+  /** Failures inside a getter, setter or propagator, swallowed. */
+  errors: number;
+}
+
+const stats: PropagationStats = {
+  extracted: 0,
+  missing: 0,
+  rejected: 0,
+  invalidTraceparent: 0,
+  invalidTracestate: 0,
+  invalidB3: 0,
+  samplingOnly: 0,
+  errors: 0,
+};
+
+/** A copy of the propagation counters. */
+export function propagationStats(): PropagationStats {
+  return { ...stats };
+}
+
+export function resetPropagationStats(): void {
+  for (const key of Object.keys(stats) as (keyof PropagationStats)[]) stats[key] = 0;
+}
+
+const w3c = new W3CTraceContextPropagator();
+const baggage = new W3CBaggagePropagator();
+const b3Single = new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER });
+const b3Multi = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
+// The same key the B3 propagator sets for `d` / `X-B3-Flags: 1` (createContextKey uses Symbol.for).
+const B3_DEBUG_FLAG_KEY = createContextKey('OpenTelemetry Context Key B3 Debug Flag');
+
+const MAX_HEADER_LENGTH = 8192;
+const INVALID = null;
+type HeaderValue = string | undefined | typeof INVALID;
+
+const MULTI_HEADER_NAMES: Record<string, string> = {
+  'x-b3-traceid': 'X-B3-TraceId',
+  'x-b3-spanid': 'X-B3-SpanId',
+  'x-b3-parentspanid': 'X-B3-ParentSpanId',
+  'x-b3-sampled': 'X-B3-Sampled',
+  'x-b3-flags': 'X-B3-Flags',
+};
+
+function ownValue(carrier: object, key: string): unknown {
+  if (carrier instanceof Map) return carrier.get(key);
+  return Object.prototype.hasOwnProperty.call(carrier, key) ? (carrier as Record<string, unknown>)[key] : undefined;
+}
+
+/** Reads plain objects (exact key, then the canonical `X-B3-*` spelling) and Maps. */
+export const defaultGetter: CarrierGetter<unknown> = {
+  get(carrier: unknown, key: string): unknown {
+    if (carrier === null || typeof carrier !== 'object') return undefined;
+    const value = ownValue(carrier, key);
+    if (value !== undefined) return value;
+    const canonical = MULTI_HEADER_NAMES[key];
+    return canonical === undefined ? undefined : ownValue(carrier, canonical);
+  },
+  keys(carrier: unknown): string[] {
+    if (carrier === null || typeof carrier !== 'object') return [];
+    return carrier instanceof Map ? [...carrier.keys()].map(String) : Object.keys(carrier);
+  },
+};
+
+/** Assigns properties on a plain object. */
+export const defaultSetter: CarrierSetter<unknown> = {
+  set(carrier: unknown, key: string, value: string): void {
+    if (carrier instanceof Map) carrier.set(key, value);
+    else (carrier as Record<string, unknown>)[key] = value;
+  },
+};
+
+function toText(value: unknown): HeaderValue {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value.length > MAX_HEADER_LENGTH ? INVALID : value;
+  if (value instanceof Uint8Array) {
+    if (value.byteLength > MAX_HEADER_LENGTH) return INVALID;
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1');
+  }
+  return INVALID;
+}
+
+/** Reads a header; `list` headers may repeat and are joined, any other header repeated is invalid. */
+function readHeader(carrier: unknown, getter: CarrierGetter, key: string, list: boolean): HeaderValue {
+  const raw = getter.get(carrier, key);
+  if (!Array.isArray(raw)) return toText(raw);
+  if (raw.length === 0) return undefined;
+  if (raw.length === 1) return toText(raw[0]);
+  if (!list || raw.length > 64) return INVALID;
+  const parts: string[] = [];
+  let total = 0;
+  for (const item of raw) {
+    const text = toText(item);
+    if (typeof text !== 'string') return INVALID;
+    total += text.length + 1;
+    if (total > MAX_HEADER_LENGTH) return INVALID;
+    parts.push(text);
+  }
+  return parts.join(',');
+}
+
+const recordGetter: TextMapGetter<Record<string, string>> = {
+  get: (carrier, key) => carrier[key],
+  keys: (carrier) => Object.keys(carrier),
+};
+
+type Found = { ctx: Context } | 'absent' | 'invalid';
+
+// Optional white space around the value (RFC 7230 OWS: space and horizontal tab).
+function trimOws(value: string): string {
+  return value.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
+function extractW3c(carrier: unknown, getter: CarrierGetter): Found {
+  const header = readHeader(carrier, getter, 'traceparent', false);
+  if (header === undefined) return 'absent';
+  const traceparent = header === INVALID ? undefined : trimOws(header);
+  if (traceparent === undefined || checkTraceparent(traceparent) !== 'ok') {
+    stats.invalidTraceparent++;
+    return 'invalid';
+  }
+  const clean: Record<string, string> = { traceparent };
+  const state = readHeader(carrier, getter, 'tracestate', true);
+  if (typeof state === 'string') {
+    const checked = checkTracestate(state);
+    if (checked !== undefined) clean.tracestate = checked;
+    else if (trimOws(state) !== '') stats.invalidTracestate++;
+  } else if (state === INVALID) {
+    stats.invalidTracestate++;
+  }
+  const ctx = w3c.extract(ROOT_CONTEXT, clean, recordGetter);
+  if (trace.getSpanContext(ctx) === undefined) {
+    stats.invalidTraceparent++;
+    return 'invalid';
+  }
+  return { ctx };
+}
+
+function decision(sampling: string): Context {
+  stats.samplingOnly++;
+  const ctx = ROOT_CONTEXT.setValue(SAMPLING_DECISION_KEY, sampling !== '0');
+  return sampling === 'd' ? ctx.setValue(B3_DEBUG_FLAG_KEY, 'd') : ctx;
+}
+
+function extractB3Single(carrier: unknown, getter: CarrierGetter): Found {
+  const header = readHeader(carrier, getter, 'b3', false);
+  if (header === undefined) return 'absent';
+  const parsed = header === INVALID ? { kind: 'invalid' as const } : parseB3Single(trimOws(header));
+  if (parsed.kind === 'invalid') {
+    stats.invalidB3++;
+    return 'invalid';
+  }
+  if (parsed.kind === 'decision') return { ctx: decision(parsed.sampling) };
+  const value = parsed.sampling === undefined ? `${parsed.traceId}-${parsed.spanId}` : `${parsed.traceId}-${parsed.spanId}-${parsed.sampling}`;
+  return { ctx: b3Single.extract(ROOT_CONTEXT, { b3: value }, recordGetter) };
+}
+
+function extractB3Multi(carrier: unknown, getter: CarrierGetter): Found {
+  const traceId = readHeader(carrier, getter, 'x-b3-traceid', false);
+  const spanId = readHeader(carrier, getter, 'x-b3-spanid', false);
+  const sampled = readHeader(carrier, getter, 'x-b3-sampled', false);
+  const flags = readHeader(carrier, getter, 'x-b3-flags', false);
+  const parent = readHeader(carrier, getter, 'x-b3-parentspanid', false);
+  if (traceId === undefined && spanId === undefined) {
+    if (flags === '1') return { ctx: decision('d') };
+    if (sampled === '0' || sampled === '1') return { ctx: decision(sampled) };
+    if (sampled === 'true' || sampled === 'false') return { ctx: decision(sampled === 'true' ? '1' : '0') };
+    if (sampled === undefined && flags === undefined && parent === undefined) return 'absent';
+    stats.invalidB3++;
+    return 'invalid';
+  }
+  const okSampled = sampled === undefined || sampled === '0' || sampled === '1' || sampled === 'true' || sampled === 'false';
+  const okFlags = flags === undefined || flags === '0' || flags === '1';
+  if (
+    typeof traceId !== 'string' || !isB3TraceId(traceId) ||
+    typeof spanId !== 'string' || !isB3SpanId(spanId) ||
+    !okSampled || !okFlags ||
+    (parent !== undefined && (typeof parent !== 'string' || !isB3SpanId(parent)))
+  ) {
+    stats.invalidB3++;
+    return 'invalid';
+  }
+  const clean: Record<string, string> = { 'x-b3-traceid': traceId, 'x-b3-spanid': spanId };
+  if (sampled !== undefined) clean['x-b3-sampled'] = sampled;
+  if (flags !== undefined) clean['x-b3-flags'] = flags;
+  const ctx = b3Multi.extract(ROOT_CONTEXT, clean, recordGetter);
+  return trace.getSpanContext(ctx) === undefined ? 'invalid' : { ctx };
+}
+
+/**
+ * The remote parent carried by `carrier`, or undefined. W3C is tried first, then B3 single, then B3
+ * multi (configurable). Malformed, duplicated or oversized headers yield no parent and are counted in
+ * `propagationStats()`; nothing here throws. The result also carries W3C baggage, and for B3
+ * sampling-only headers a sampling decision for the next root span.
+ *
+ * @example
+ * const parent = extract(req.headers);
+ * const s = startSpan('GET /', { kind: 'server', parent: parent ?? null });
+ */
+export function extract<C = unknown>(carrier: C, options?: ExtractOptions<C>): Context | undefined {
+  try {
+    const getter = (options?.getter ?? defaultGetter) as CarrierGetter;
+    const formats = options?.formats ?? settings.extract;
+    if (carrier === null || carrier === undefined || (typeof carrier !== 'object' && typeof carrier !== 'function')) {
+      stats.missing++;
+      return undefined;
+    }
+    let found: Context | undefined;
+    let sawInvalid = false;
+    for (const format of formats) {
+      const result = format === 'w3c' ? extractW3c(carrier, getter) : format === 'b3' ? extractB3Single(carrier, getter) : extractB3Multi(carrier, getter);
+      if (result === 'invalid') sawInvalid = true;
+      else if (result !== 'absent') {
+        found = result.ctx;
+        break;
+      }
+    }
+    if (found !== undefined && trace.getSpanContext(found) !== undefined) stats.extracted++;
+    else if (found === undefined) {
+      if (sawInvalid) stats.rejected++;
+      else stats.missing++;
+    }
+    const bag = readHeader(carrier, getter, 'baggage', true);
+    if (typeof bag === 'string' && bag !== '') {
+      const withBaggage = baggage.extract(found ?? ROOT_CONTEXT, { baggage: bag }, recordGetter);
+      if (withBaggage !== ROOT_CONTEXT) found = withBaggage;
+    }
+    return found;
+  } catch (err) {
+    stats.errors++;
+    debug('extract failed: %o', err);
+    return undefined;
+  }
+}
+
+// B3 keeps a 64-bit trace id 64-bit on the way out; the propagator pads it to 128 bits on the way in.
+const PAD = '0000000000000000';
+let outerSetter: CarrierSetter = defaultSetter;
+const b3Setter: TextMapSetter<unknown> = {
+  set(carrier, key, value) {
+    if ((key === 'b3' || key === 'x-b3-traceid') && value.startsWith(PAD)) value = value.slice(16);
+    outerSetter.set(carrier, key, value);
+  },
+};
+
+/**
+ * Writes the context (default: the active one) into `carrier`: `traceparent` and `tracestate` (w3c),
+ * `b3` (b3), `x-b3-*` (b3multi), and `baggage`. Does nothing outside a valid span context or when
+ * tracing is suppressed. Never throws.
+ *
+ * @example
+ * const headers = {};
+ * inject(headers);
+ * await fetch(url, { headers });
+ */
+export function inject<C = unknown>(carrier: C, options?: InjectOptions<C>): void {
+  try {
+    const ctx = options?.context ?? active();
+    if (isTracingSuppressed(ctx) || carrier === null || typeof carrier !== 'object') return;
+    const setter = (options?.setter ?? defaultSetter) as CarrierSetter;
+    const formats = options?.formats ?? settings.inject;
+    for (const format of formats) {
+      if (format === 'w3c') w3c.inject(ctx, carrier, setter);
+      else {
+        outerSetter = setter;
+        try {
+          (format === 'b3' ? b3Single : b3Multi).inject(ctx, carrier, b3Setter);
+        } finally {
+          outerSetter = defaultSetter;
+        }
+      }
+    }
+    baggage.inject(ctx, carrier, setter);
+  } catch (err) {
+    stats.errors++;
+    debug('inject failed: %o', err);
+  }
+}
+
+/**
+ * Checks a list of formats once, at setup; adapters call this for their `formats` options.
+ *
+ * @example
+ * const formats = propagationFormats(options.formats ?? ['w3c']);
+ */
+export function propagationFormats(formats: readonly string[], option = 'formats'): readonly PropagationFormat[] {
+  return checkFormats(formats, option);
+}

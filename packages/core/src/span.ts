@@ -1,0 +1,147 @@
+import {
+  createContextKey,
+  isSpanContextValid,
+  ROOT_CONTEXT,
+  trace,
+  TraceFlags,
+  type Attributes,
+  type Context,
+  type Link,
+  type Span,
+  type TimeInput,
+} from '@opentelemetry/api';
+import { isTracingSuppressed } from '@opentelemetry/core';
+import { CybSpan, type CodeLocation, type SpanKind } from './CybSpan.js';
+import { hasSpanSubscribers, publishStart } from './internal/channel.js';
+import { settings } from './internal/config.js';
+import { active, runIn } from './internal/context.js';
+import { newSpanId, newTraceId, sampledByRatio } from './internal/ids.js';
+
+/** What `span()` and `startSpan()` record besides the name. */
+export interface SpanMeta {
+  attributes?: Attributes;
+  kind?: SpanKind;
+  code?: CodeLocation;
+  links?: readonly Link[];
+}
+
+export interface StartSpanOptions extends SpanMeta {
+  /** The parent context; default the active one. `null` starts a new trace. */
+  parent?: Context | null;
+  /** Start time (epoch milliseconds, Date or HrTime); default now. */
+  startTime?: TimeInput;
+}
+
+/** Set by `extract` for B3 sampling-only headers (`b3: 0`): a decision for the next root span. */
+export const SAMPLING_DECISION_KEY = createContextKey('cyb.sampling-decision');
+
+// W3C Trace Context Level 2: the trace id's right-most 7 bytes are random.
+const RANDOM_FLAG = 0x02;
+
+/**
+ * Starts a span, child of `options.parent` (default: the active context). The caller ends it.
+ * It does not become active by itself; use `withContext(contextWithSpan(s), fn)`.
+ *
+ * @example
+ * const s = startSpan('process orders', { kind: 'consumer', parent: extract(msg.properties.headers) ?? null });
+ */
+export function startSpan(name: string, options: StartSpanOptions = {}): CybSpan {
+  const parentCtx = options.parent === null ? ROOT_CONTEXT : options.parent ?? active();
+  const parent = options.parent === null ? undefined : trace.getSpanContext(parentCtx);
+  let traceId: string;
+  let parentSpanId: string | undefined;
+  let flags: number;
+  let traceState;
+  if (parent !== undefined && isSpanContextValid(parent)) {
+    traceId = parent.traceId;
+    parentSpanId = parent.spanId;
+    flags = parent.traceFlags;
+    traceState = parent.traceState;
+  } else {
+    traceId = newTraceId();
+    const decision = parentCtx.getValue(SAMPLING_DECISION_KEY);
+    const sampled = typeof decision === 'boolean' ? decision : sampledByRatio(traceId, settings.sampleRate);
+    flags = (sampled ? TraceFlags.SAMPLED : TraceFlags.NONE) | RANDOM_FLAG;
+  }
+  const recording = (flags & TraceFlags.SAMPLED) !== 0 && !isTracingSuppressed(parentCtx);
+  const spanContext = { traceId, spanId: newSpanId(), traceFlags: flags, traceState, isRemote: false };
+  const s = new CybSpan(
+    String(name),
+    options.kind ?? 'internal',
+    spanContext,
+    parentSpanId,
+    recording,
+    settings.resource,
+    options.attributes,
+    options.code,
+    options.links,
+    options.startTime,
+  );
+  if (recording) publishStart(s);
+  return s;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Runs `fn` as a child span of the active one and returns its result unchanged (the same promise
+ * object for async work). A throw or rejection is recorded and the same error is rethrown.
+ * With nothing subscribed to the span channel, `fn` is simply called.
+ *
+ * @example
+ * const user = await span('load user', { attributes: { 'user.id': id } }, () => db.users.find(id));
+ */
+export function span<T>(name: string, meta: SpanMeta | undefined, fn: () => T): T {
+  if (!hasSpanSubscribers()) return fn();
+  const parentCtx = active();
+  const s = startSpan(name, meta === undefined ? { parent: parentCtx } : { ...meta, parent: parentCtx });
+  let result: T;
+  try {
+    result = runIn(trace.setSpan(parentCtx, s), fn);
+  } catch (err) {
+    s.fail(err);
+    s.end();
+    throw err;
+  }
+  if (isThenable(result)) {
+    // Observe the settlement without replacing the caller's promise: identity and custom thenable
+    // methods survive, and the rejection still reaches whoever awaits `result`.
+    result.then(
+      () => s.end(),
+      (err: unknown) => {
+        s.fail(err);
+        s.end();
+      },
+    );
+    return result;
+  }
+  s.end();
+  return result;
+}
+
+/** The active span, or undefined outside any span. */
+export function currentSpan(): Span | undefined {
+  return trace.getSpan(active());
+}
+
+/** The active context. */
+export function activeContext(): Context {
+  return active();
+}
+
+/** `ctx` (default: the active context) with `span` as its span. */
+export function contextWithSpan(span: Span, ctx?: Context): Context {
+  return trace.setSpan(ctx ?? active(), span);
+}
+
+/**
+ * Runs `fn` with `ctx` as the active context, for the whole of its synchronous and asynchronous work.
+ *
+ * @example
+ * withContext(contextWithSpan(serverSpan), () => next());
+ */
+export function withContext<T>(ctx: Context, fn: () => T): T {
+  return runIn(ctx, fn);
+}

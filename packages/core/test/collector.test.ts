@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Collector, span, startSpan, type SpanRecord } from '@cyb/core';
+
+function endedRoot(name = 'r'): SpanRecord {
+  const s = startSpan(name, { parent: null });
+  s.end();
+  return s;
+}
+
+describe('Collector', () => {
+  it('groups finished spans by trace id while started, and not after stop()', () => {
+    const c = new Collector().start();
+    span('a', {}, () => span('b', {}, () => undefined));
+    span('c', {}, () => undefined);
+    c.stop();
+    span('after-stop', {}, () => undefined);
+    const traces = c.traces();
+    assert.equal(traces.length, 2);
+    assert.deepEqual(traces.map((t) => t.spans.map((s) => s.name)), [['a', 'b'], ['c']]);
+    assert.deepEqual(c.stats(), { traces: 2, spans: 3, evictedTraces: 0, droppedSpans: 0, sampledOut: 0 });
+  });
+
+  it('evicts the least recently active trace first and counts it', () => {
+    const c = new Collector({ maxTraces: 3 });
+    const [a, b, d, e] = [endedRoot('a'), endedRoot('b'), endedRoot('d'), endedRoot('e')];
+    c.add(a);
+    c.add(b);
+    c.add(d);
+    const aChild = startSpan('a2', { parent: undefined });
+    c.add({ ...aChild.toJSON(), traceId: a.traceId }); // activity on a: b is now the oldest
+    c.add(e);
+    assert.deepEqual(c.traces().map((t) => t.traceId), [d.traceId, a.traceId, e.traceId]);
+    assert.equal(c.stats().evictedTraces, 1);
+    assert.equal(c.stats().spans, 4);
+  });
+
+  it('drops spans beyond maxSpansPerTrace and counts them', () => {
+    const c = new Collector({ maxSpansPerTrace: 5 });
+    const root = endedRoot();
+    for (let i = 0; i < 12; i++) c.add({ ...root, spanId: i.toString(16).padStart(16, '1') });
+    assert.equal(c.traces()[0]?.spans.length, 5);
+    assert.equal(c.stats().droppedSpans, 7);
+  });
+
+  it('samples by trace id, the same decision every time, counting distinct traces', () => {
+    const c = new Collector({ sampleRate: 0.25 });
+    const other = new Collector({ sampleRate: 0.25 });
+    const roots = Array.from({ length: 400 }, () => endedRoot());
+    for (const r of roots) {
+      c.add(r);
+      c.add(r); // a second span of the same trace counts once
+      other.add(r);
+    }
+    const kept = c.stats().traces;
+    assert.ok(kept > 50 && kept < 150, `about a quarter kept, got ${kept}`);
+    assert.equal(c.stats().sampledOut, 400 - kept);
+    assert.deepEqual(c.traces().map((t) => t.traceId), other.traces().map((t) => t.traceId));
+  });
+
+  it('clear() forgets traces and counters', () => {
+    const c = new Collector({ maxTraces: 1 });
+    c.add(endedRoot());
+    c.add(endedRoot());
+    c.clear();
+    assert.deepEqual(c.stats(), { traces: 0, spans: 0, evictedTraces: 0, droppedSpans: 0, sampledOut: 0 });
+  });
+
+  it('rejects nonsense limits at construction', () => {
+    assert.throws(() => new Collector({ maxTraces: 0 }), RangeError);
+    assert.throws(() => new Collector({ maxSpansPerTrace: 1.5 }), RangeError);
+    assert.throws(() => new Collector({ sampleRate: -1 }), RangeError);
+  });
+
+  it('stays bounded under a flood of 200,000 spans', () => {
+    const c = new Collector().start();
+    for (let i = 0; i < 200_000; i++) startSpan('flood', { parent: null }).end();
+    c.stop();
+    const stats = c.stats();
+    assert.equal(stats.traces, 1000);
+    assert.equal(stats.spans, 1000);
+    assert.equal(stats.evictedTraces, 199_000);
+  });
+});

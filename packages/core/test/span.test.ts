@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  Collector,
+  configure,
+  contextWithSpan,
+  currentSpan,
+  extract,
+  onSpanEnd,
+  span,
+  startSpan,
+  withContext,
+  type SpanRecord,
+} from '@cyb/core';
+
+describe('span()', () => {
+  const collector = new Collector({ maxSpansPerTrace: 500 });
+  before(() => collector.start());
+  after(() => collector.stop());
+
+  it('nests spans across await, timers and promise chains', async () => {
+    collector.clear();
+    await span('root', {}, async () => {
+      await sleep(2);
+      await span('a', {}, async () => {
+        await new Promise<void>((resolve) => setTimeout(() => span('a.timer', {}, () => resolve()), 1));
+      });
+      await Promise.resolve().then(() => span('b', {}, () => 1));
+    });
+    const [trace] = collector.traces();
+    assert.ok(trace);
+    const byName = new Map(trace.spans.map((s) => [s.name, s]));
+    const root = byName.get('root') as SpanRecord;
+    assert.equal(root.parentSpanId, undefined);
+    assert.equal(byName.get('a')?.parentSpanId, root.spanId);
+    assert.equal(byName.get('a.timer')?.parentSpanId, byName.get('a')?.spanId);
+    assert.equal(byName.get('b')?.parentSpanId, root.spanId);
+    assert.ok(trace.spans.every((s) => s.traceId === root.traceId));
+  });
+
+  it('keeps 100 concurrent branches apart under Promise.all', async () => {
+    collector.clear();
+    await span('fan-out', {}, () =>
+      Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          span(`branch-${i}`, { attributes: { i } }, async () => {
+            await sleep(Math.random() * 5);
+            const mine = currentSpan()?.spanContext().spanId;
+            await span(`leaf-${i}`, {}, async () => {
+              await sleep(Math.random() * 5);
+            });
+            return mine;
+          }),
+        ),
+      ),
+    );
+    const [trace] = collector.traces();
+    assert.ok(trace);
+    assert.equal(trace.spans.length, 201);
+    const byName = new Map(trace.spans.map((s) => [s.name, s]));
+    for (let i = 0; i < 100; i++) {
+      assert.equal(byName.get(`leaf-${i}`)?.parentSpanId, byName.get(`branch-${i}`)?.spanId, `leaf-${i}`);
+      assert.equal(byName.get(`branch-${i}`)?.parentSpanId, byName.get('fan-out')?.spanId);
+    }
+  });
+
+  it('returns the result unchanged and the very same promise', async () => {
+    const value = { v: 1 };
+    assert.equal(span('sync', {}, () => value), value);
+    const p = Promise.resolve(value);
+    assert.equal(span('async', {}, () => p), p);
+    assert.equal(await span('async2', {}, async () => value), value);
+  });
+
+  it('records a thrown error and rethrows the same object', async () => {
+    collector.clear();
+    const boom = new TypeError('boom');
+    assert.throws(
+      () => span('sync-fail', {}, () => { throw boom; }),
+      (err) => err === boom,
+    );
+    const rejection = new RangeError('nope');
+    await assert.rejects(span('async-fail', {}, async () => { await sleep(1); throw rejection; }), (err) => err === rejection);
+    const thrownString = 'plain string';
+    assert.throws(() => span('string-fail', {}, () => { throw thrownString; }), (err) => err === thrownString);
+    const spans = collector.traces().flatMap((t) => t.spans);
+    const syncFail = spans.find((s) => s.name === 'sync-fail');
+    const asyncFail = spans.find((s) => s.name === 'async-fail');
+    assert.deepEqual(syncFail?.status, { code: 'error', message: 'boom' });
+    assert.equal(syncFail?.events[0]?.attributes?.['exception.type'], 'TypeError');
+    assert.deepEqual(asyncFail?.status, { code: 'error', message: 'nope' });
+    assert.equal(spans.find((s) => s.name === 'string-fail')?.status.code, 'error');
+  });
+
+  it('carries the code location and attributes from meta', () => {
+    collector.clear();
+    span('located', { attributes: { 'vsm.system': 's1' }, code: { module: 'src/a', function: 'handle', arity: 2, file: 'src/a.ts', line: 12 } }, () => undefined);
+    const s = collector.traces()[0]?.spans[0];
+    assert.equal(s?.module, 'src/a');
+    assert.equal(s?.function, 'handle');
+    assert.equal(s?.arity, 2);
+    assert.equal(s?.file, 'src/a.ts');
+    assert.equal(s?.line, 12);
+    assert.equal(s?.attributes['vsm.system'], 's1');
+    assert.ok(Number.isInteger(s?.timestamp) && (s?.timestamp ?? 0) > 1.7e15, 'timestamp in microseconds since the epoch');
+  });
+
+  it('has no active span outside its scope', async () => {
+    await span('scoped', {}, async () => {
+      assert.ok(currentSpan());
+      await sleep(1);
+      assert.ok(currentSpan());
+    });
+    assert.equal(currentSpan(), undefined);
+  });
+});
+
+describe('span() with no subscriber', () => {
+  it('calls fn directly and records nothing', () => {
+    let seen = 0;
+    const result = span('unobserved', {}, () => {
+      seen++;
+      return currentSpan();
+    });
+    assert.equal(seen, 1);
+    assert.equal(result, undefined);
+  });
+});
+
+describe('startSpan()', () => {
+  it('is a child of the active span and of an explicit parent; null starts a trace', () => {
+    const ended: SpanRecord[] = [];
+    const stop = onSpanEnd((s) => ended.push(s));
+    const parent = startSpan('parent');
+    const child = withContext(contextWithSpan(parent), () => startSpan('child', { kind: 'server' }));
+    const root = withContext(contextWithSpan(parent), () => startSpan('root', { parent: null }));
+    child.end();
+    root.end();
+    parent.end();
+    stop();
+    assert.equal(child.parentSpanId, parent.spanId);
+    assert.equal(child.traceId, parent.traceId);
+    assert.equal(child.kind, 'server');
+    assert.equal(root.parentSpanId, undefined);
+    assert.notEqual(root.traceId, parent.traceId);
+    assert.equal(ended.length, 3);
+  });
+
+  it('ignores a second end()', () => {
+    const ended: SpanRecord[] = [];
+    const stop = onSpanEnd((s) => ended.push(s));
+    const s = startSpan('once');
+    s.end();
+    const duration = s.durationUs;
+    s.end();
+    stop();
+    assert.equal(ended.length, 1);
+    assert.equal(s.durationUs, duration);
+  });
+
+  it('makes random, non-zero ids of the right length', () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const s = startSpan('id', { parent: null });
+      assert.match(s.traceId, /^[0-9a-f]{32}$/);
+      assert.match(s.spanId, /^[0-9a-f]{16}$/);
+      ids.add(s.traceId);
+    }
+    assert.equal(ids.size, 1000);
+  });
+});
+
+describe('sampling', () => {
+  after(() => configure({ sampleRate: 1 }));
+
+  it('respects a remote unsampled parent and still propagates its context', () => {
+    const ended: SpanRecord[] = [];
+    const stop = onSpanEnd((s) => ended.push(s));
+    const parent = extract({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00' });
+    const s = startSpan('unsampled', { parent: parent ?? null });
+    assert.equal(s.isRecording(), false);
+    assert.equal(s.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+    s.end();
+    stop();
+    assert.equal(ended.length, 0);
+  });
+
+  it('honours a B3 sampling-only decision for the new root', () => {
+    const no = startSpan('b3-no', { parent: extract({ b3: '0' }) ?? null });
+    const yes = startSpan('b3-yes', { parent: extract({ b3: '1' }) ?? null });
+    assert.equal(no.isRecording(), false);
+    assert.equal(yes.isRecording(), true);
+    assert.equal(no.parentSpanId, undefined);
+  });
+
+  it('decides by trace id, the same way every time', () => {
+    configure({ sampleRate: 0.5 });
+    let sampled = 0;
+    for (let i = 0; i < 2000; i++) if (startSpan('r', { parent: null }).isRecording()) sampled++;
+    assert.ok(sampled > 800 && sampled < 1200, `about half sampled, got ${sampled}`);
+    configure({ sampleRate: 0 });
+    assert.equal(startSpan('never', { parent: null }).isRecording(), false);
+    assert.throws(() => configure({ sampleRate: 2 }), RangeError);
+  });
+});
