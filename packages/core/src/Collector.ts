@@ -28,6 +28,16 @@ export interface CollectedTrace {
   spans: SpanRecord[];
 }
 
+// An entry of the recency list: least recently active at the head, most recent at the tail.
+// (A Map's insertion order would do the same, but finding its first live entry after many deletions
+// scans the deleted slots, which made eviction the most expensive step under a flood.)
+interface Entry {
+  traceId: string;
+  spans: SpanRecord[];
+  prev: Entry | undefined;
+  next: Entry | undefined;
+}
+
 function positiveInteger(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
   return value;
@@ -45,13 +55,17 @@ export class Collector {
   readonly maxTraces: number;
   readonly maxSpansPerTrace: number;
   readonly sampleRate: number;
-  // Map iteration order is insertion order: re-inserting on activity makes the first key the LRU one.
-  #traces = new Map<string, SpanRecord[]>();
+  #traces = new Map<string, Entry>();
+  #head: Entry | undefined;
+  #tail: Entry | undefined;
   #spanCount = 0;
   #evicted = 0;
   #dropped = 0;
   #sampledOut = 0;
   #sampledOutIds = new Set<string>();
+  // The same ids in arrival order, as a ring, so the oldest is forgotten in O(1) once the set is full.
+  #sampledOutRing: string[] = [];
+  #ringIndex = 0;
   #unsubscribe: (() => void) | undefined;
 
   constructor({ maxTraces = 1000, maxSpansPerTrace = 50, sampleRate = 1 }: CollectorOptions = {}) {
@@ -83,27 +97,32 @@ export class Collector {
       if (!this.#sampledOutIds.has(traceId)) {
         this.#sampledOut++;
         this.#sampledOutIds.add(traceId);
-        if (this.#sampledOutIds.size > this.maxTraces) {
-          const oldest = this.#sampledOutIds.values().next().value as string;
-          this.#sampledOutIds.delete(oldest);
+        if (this.#sampledOutRing.length < this.maxTraces) this.#sampledOutRing.push(traceId);
+        else {
+          this.#sampledOutIds.delete(this.#sampledOutRing[this.#ringIndex] as string);
+          this.#sampledOutRing[this.#ringIndex] = traceId;
+          this.#ringIndex = (this.#ringIndex + 1) % this.maxTraces;
         }
       }
       return;
     }
-    let spans = this.#traces.get(traceId);
-    if (spans === undefined) {
-      spans = [];
-      this.#traces.set(traceId, spans);
+    let entry = this.#traces.get(traceId);
+    if (entry === undefined) {
+      entry = { traceId, spans: [], prev: this.#tail, next: undefined };
+      this.#append(entry);
+      this.#traces.set(traceId, entry);
       if (this.#traces.size > this.maxTraces) {
-        const [oldestId, oldestSpans] = this.#traces.entries().next().value as [string, SpanRecord[]];
-        this.#traces.delete(oldestId);
-        this.#spanCount -= oldestSpans.length;
+        const oldest = this.#head as Entry;
+        this.#unlink(oldest);
+        this.#traces.delete(oldest.traceId);
+        this.#spanCount -= oldest.spans.length;
         this.#evicted++;
       }
-    } else {
-      this.#traces.delete(traceId);
-      this.#traces.set(traceId, spans);
+    } else if (entry !== this.#tail) {
+      this.#unlink(entry);
+      this.#append(entry);
     }
+    const spans = entry.spans;
     if (spans.length >= this.maxSpansPerTrace) {
       this.#dropped++;
       return;
@@ -112,25 +131,44 @@ export class Collector {
     this.#spanCount++;
   }
 
+  #append(entry: Entry): void {
+    entry.prev = this.#tail;
+    entry.next = undefined;
+    if (this.#tail) this.#tail.next = entry;
+    else this.#head = entry;
+    this.#tail = entry;
+  }
+
+  #unlink(entry: Entry): void {
+    if (entry.prev) entry.prev.next = entry.next;
+    else this.#head = entry.next;
+    if (entry.next) entry.next.prev = entry.prev;
+    else this.#tail = entry.prev;
+    entry.prev = entry.next = undefined;
+  }
+
   /** The traces held, least recently active first, each with its spans sorted by start time. */
   traces(): CollectedTrace[] {
     const out: CollectedTrace[] = [];
-    for (const [traceId, spans] of this.#traces) {
-      out.push({ traceId, spans: [...spans].sort((a, b) => a.timestamp - b.timestamp) });
+    for (let e = this.#head; e !== undefined; e = e.next) {
+      out.push({ traceId: e.traceId, spans: [...e.spans].sort((a, b) => a.timestamp - b.timestamp) });
     }
     return out;
   }
 
   /** The spans of one trace, or undefined. */
   trace(traceId: string): SpanRecord[] | undefined {
-    const spans = this.#traces.get(traceId);
-    return spans && [...spans].sort((a, b) => a.timestamp - b.timestamp);
+    const entry = this.#traces.get(traceId);
+    return entry && [...entry.spans].sort((a, b) => a.timestamp - b.timestamp);
   }
 
   /** Forgets all traces and resets the counters. */
   clear(): void {
     this.#traces.clear();
+    this.#head = this.#tail = undefined;
     this.#sampledOutIds.clear();
+    this.#sampledOutRing = [];
+    this.#ringIndex = 0;
     this.#spanCount = 0;
     this.#evicted = 0;
     this.#dropped = 0;

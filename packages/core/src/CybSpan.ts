@@ -9,7 +9,7 @@ import {
   type SpanStatus,
   type TimeInput,
 } from '@opentelemetry/api';
-import { monotonicMs, nowUs } from './internal/clock.js';
+import { epochUs, monotonicMs, nowUs } from './internal/clock.js';
 import { debug } from './internal/debug.js';
 import { publishEnd, publishError } from './internal/channel.js';
 
@@ -67,6 +67,10 @@ export interface SpanRecord {
 
 const MAX_EVENTS = 128;
 const MAX_LINKS = 128;
+// Most spans have no links or events and keep the default status: share those until first written.
+const NO_LINKS: LinkRecord[] = Object.freeze([]) as unknown as LinkRecord[];
+const NO_EVENTS: EventRecord[] = Object.freeze([]) as unknown as EventRecord[];
+const UNSET: SpanStatusRecord = Object.freeze({ code: 'unset' }) as SpanStatusRecord;
 
 function toUs(time: TimeInput | undefined): number | undefined {
   if (time === undefined) return undefined;
@@ -103,10 +107,10 @@ export class CybSpan implements Span, SpanRecord {
   line: number | undefined;
   readonly timestamp: number;
   durationUs = 0;
-  status: SpanStatusRecord = { code: 'unset' };
+  status: SpanStatusRecord = UNSET;
   attributes: Attributes;
-  links: LinkRecord[];
-  events: EventRecord[] = [];
+  links: LinkRecord[] = NO_LINKS;
+  events: EventRecord[] = NO_EVENTS;
   readonly resource: Readonly<Record<string, string | number>>;
   /** True once `end()` ran. */
   ended = false;
@@ -137,7 +141,6 @@ export class CybSpan implements Span, SpanRecord {
     this.#recording = recording;
     this.resource = resource;
     this.attributes = attributes ? { ...attributes } : {};
-    this.links = [];
     if (links) for (const l of links) this.addLink(l);
     if (code) {
       this.module = code.module;
@@ -146,8 +149,9 @@ export class CybSpan implements Span, SpanRecord {
       this.file = code.file;
       this.line = code.line;
     }
-    this.#startMs = monotonicMs();
-    this.timestamp = toUs(startTime) ?? nowUs();
+    const now = monotonicMs();
+    this.#startMs = now;
+    this.timestamp = startTime === undefined ? epochUs(now) : toUs(startTime) ?? epochUs(now);
   }
 
   spanContext(): SpanContext {
@@ -176,6 +180,7 @@ export class CybSpan implements Span, SpanRecord {
     }
     const event: EventRecord = { name: String(name), timestamp: toUs(time) ?? nowUs() };
     if (attributes) event.attributes = { ...attributes };
+    if (this.events === NO_EVENTS) this.events = [];
     this.events.push(event);
     return this;
   }
@@ -184,6 +189,7 @@ export class CybSpan implements Span, SpanRecord {
     if (this.ended || this.links.length >= MAX_LINKS || !link || !link.context) return this;
     const record: LinkRecord = { traceId: link.context.traceId, spanId: link.context.spanId };
     if (link.attributes) record.attributes = { ...link.attributes };
+    if (this.links === NO_LINKS) this.links = [];
     this.links.push(record);
     return this;
   }

@@ -35,6 +35,8 @@ export interface StartSpanOptions extends SpanMeta {
 /** Set by `extract` for B3 sampling-only headers (`b3: 0`): a decision for the next root span. */
 export const SAMPLING_DECISION_KEY = createContextKey('cyb.sampling-decision');
 
+const NO_META: SpanMeta = Object.freeze({});
+
 // W3C Trace Context Level 2: the trace id's right-most 7 bytes are random.
 const RANDOM_FLAG = 0x02;
 
@@ -47,7 +49,11 @@ const RANDOM_FLAG = 0x02;
  */
 export function startSpan(name: string, options: StartSpanOptions = {}): CybSpan {
   const parentCtx = options.parent === null ? ROOT_CONTEXT : options.parent ?? active();
-  const parent = options.parent === null ? undefined : trace.getSpanContext(parentCtx);
+  return createSpan(name, options, parentCtx, options.startTime);
+}
+
+function createSpan(name: string, meta: SpanMeta, parentCtx: Context, startTime: TimeInput | undefined): CybSpan {
+  const parent = parentCtx === ROOT_CONTEXT ? undefined : trace.getSpanContext(parentCtx);
   let traceId: string;
   let parentSpanId: string | undefined;
   let flags: number;
@@ -67,15 +73,15 @@ export function startSpan(name: string, options: StartSpanOptions = {}): CybSpan
   const spanContext = { traceId, spanId: newSpanId(), traceFlags: flags, traceState, isRemote: false };
   const s = new CybSpan(
     String(name),
-    options.kind ?? 'internal',
+    meta.kind ?? 'internal',
     spanContext,
     parentSpanId,
     recording,
     settings.resource,
-    options.attributes,
-    options.code,
-    options.links,
-    options.startTime,
+    meta.attributes,
+    meta.code,
+    meta.links,
+    startTime,
   );
   if (recording) publishStart(s);
   return s;
@@ -96,7 +102,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 export function span<T>(name: string, meta: SpanMeta | undefined, fn: () => T): T {
   if (!hasSpanSubscribers()) return fn();
   const parentCtx = active();
-  const s = startSpan(name, meta === undefined ? { parent: parentCtx } : { ...meta, parent: parentCtx });
+  const s = createSpan(name, meta ?? NO_META, parentCtx, undefined);
   let result: T;
   try {
     result = runIn(trace.setSpan(parentCtx, s), fn);

@@ -11,3 +11,8 @@ export function nowUs(): number {
 export function monotonicMs(): number {
   return performance.now();
 }
+
+/** Microseconds since the epoch for a value of `monotonicMs()`. */
+export function epochUs(monotonic: number): number {
+  return Math.round((origin + monotonic) * 1000);
+}
