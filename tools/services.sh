@@ -314,11 +314,24 @@ take_lock() {
 
 broker_started=0
 
+# The @cyb/cli report test renders HTML in headless Chromium (CHROMIUM_PATH overrides the path).
+ensure_chromium() {
+  local path=${CHROMIUM_PATH:-/usr/bin/chromium}
+  [[ -x $path ]] && return 0
+  if can_apt; then
+    apt_install chromium
+    [[ -x $path ]] && return 0
+  fi
+  say "Chromium is missing at $path; install it (Debian: sudo apt-get install chromium) or set CHROMIUM_PATH"
+  return 1
+}
+
 cmd_up() {
   local failed=0
   take_lock
   ensure_rabbitmq || failed=1
   ensure_redis || failed=1
+  ensure_chromium || failed=1
   if [[ -n ${KAFKA_BROKERS:-} ]]; then
     say "KAFKA_BROKERS is set ($KAFKA_BROKERS); not starting the test broker"
     kafka_env_answers || failed=1
