@@ -1,5 +1,5 @@
 // Spans and context
-export { span, startSpan, currentSpan, activeContext, contextWithSpan, withContext, SAMPLING_DECISION_KEY } from './span.js';
+export { span, startSpan, currentSpan, activeContext, contextWithSpan, withContext, spanContextOf, rootContext, SAMPLING_DECISION_KEY } from './span.js';
 export { CybSpan } from './CybSpan.js';
 export type { SpanMeta, StartSpanOptions } from './span.js';
 export type { CodeLocation, EventRecord, LinkRecord, SpanKind, SpanRecord, SpanStatusRecord } from './CybSpan.js';

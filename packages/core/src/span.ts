@@ -8,6 +8,7 @@ import {
   type Context,
   type Link,
   type Span,
+  type SpanContext,
   type TimeInput,
 } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
@@ -131,6 +132,22 @@ export function span<T>(name: string, meta: SpanMeta | undefined, fn: () => T): 
 export function currentSpan(): Span | undefined {
   return trace.getSpan(active());
 }
+
+/**
+ * The span context (trace id, span id, flags) carried by `ctx`, for links; undefined when none.
+ *
+ * @example
+ * const producer = spanContextOf(extract(message.headers));
+ * if (producer) receive.addLink({ context: producer });
+ */
+export function spanContextOf(ctx: Context | undefined): SpanContext | undefined {
+  if (ctx === undefined) return undefined;
+  const sc = trace.getSpanContext(ctx);
+  return sc !== undefined && isSpanContextValid(sc) ? sc : undefined;
+}
+
+/** The root context: no span, no baggage. A consumer starts from it, not from whatever was active. */
+export const rootContext: Context = ROOT_CONTEXT;
 
 /** The active context. */
 export function activeContext(): Context {
