@@ -6,7 +6,7 @@ import {
   type TextMapGetter,
   type TextMapSetter,
 } from '@opentelemetry/api';
-import { isTracingSuppressed, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { isTracingSuppressed, TraceState, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { SAMPLING_DECISION_KEY } from './span.js';
 import { checkFormats, settings, type PropagationFormat } from './internal/config.js';
@@ -163,6 +163,9 @@ type Found = { ctx: Context } | 'absent' | 'invalid';
 
 // Optional white space around the value (RFC 7230 OWS: space and horizontal tab).
 function trimOws(value: string): string {
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(value.length - 1);
+  if (first !== 0x20 && first !== 0x09 && last !== 0x20 && last !== 0x09) return value;
   return value.replace(/^[ \t]+|[ \t]+$/g, '');
 }
 
@@ -174,21 +177,26 @@ function extractW3c(carrier: unknown, getter: CarrierGetter): Found {
     stats.invalidTraceparent++;
     return 'invalid';
   }
-  const clean: Record<string, string> = { traceparent };
+  let traceState: TraceState | undefined;
   const state = readHeader(carrier, getter, 'tracestate', true);
   if (typeof state === 'string') {
     const checked = checkTracestate(state);
-    if (checked !== undefined) clean.tracestate = checked;
+    if (checked !== undefined) traceState = new TraceState(checked);
     else if (trimOws(state) !== '') stats.invalidTracestate++;
   } else if (state === INVALID) {
     stats.invalidTracestate++;
   }
-  const ctx = w3c.extract(ROOT_CONTEXT, clean, recordGetter);
-  if (trace.getSpanContext(ctx) === undefined) {
-    stats.invalidTraceparent++;
-    return 'invalid';
-  }
-  return { ctx };
+  // checkTraceparent has validated every field, so the span context is built from them directly
+  // rather than parsed a second time; injection goes through the OpenTelemetry propagator.
+  return {
+    ctx: trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: traceparent.slice(3, 35),
+      spanId: traceparent.slice(36, 52),
+      traceFlags: parseInt(traceparent.slice(53, 55), 16),
+      traceState,
+      isRemote: true,
+    }),
+  };
 }
 
 function decision(sampling: string): Context {

@@ -54,12 +54,14 @@ export function startSpan(name: string, options: StartSpanOptions = {}): CybSpan
 }
 
 function createSpan(name: string, meta: SpanMeta, parentCtx: Context, startTime: TimeInput | undefined): CybSpan {
-  const parent = parentCtx === ROOT_CONTEXT ? undefined : trace.getSpanContext(parentCtx);
+  const parentSpan = parentCtx === ROOT_CONTEXT ? undefined : trace.getSpan(parentCtx);
+  const parent = parentSpan?.spanContext();
   let traceId: string;
   let parentSpanId: string | undefined;
   let flags: number;
   let traceState;
-  if (parent !== undefined && isSpanContextValid(parent)) {
+  // Our own spans and validated remote parents need no second look; others (an OpenTelemetry SDK's) do.
+  if (parent !== undefined && (parentSpan instanceof CybSpan || isSpanContextValid(parent))) {
     traceId = parent.traceId;
     parentSpanId = parent.spanId;
     flags = parent.traceFlags;
