@@ -5,7 +5,7 @@ export type { SpanMeta, StartSpanOptions } from './span.js';
 export type { CodeLocation, EventRecord, LinkRecord, SpanKind, SpanRecord, SpanStatusRecord } from './CybSpan.js';
 
 // Channels
-export { SPAN_CHANNEL, spanChannel, onSpanEnd, onSpanStart } from './internal/channel.js';
+export { SPAN_CHANNEL, spanChannel, onSpanEnd, onSpanStart, hasSpanSubscribers } from './internal/channel.js';
 export type { SpanMessage } from './internal/channel.js';
 export { attach, detach, attachStats } from './attach.js';
 export type { ChannelHandler } from './attach.js';

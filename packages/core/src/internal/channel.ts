@@ -15,7 +15,10 @@ const startCh = spanChannel.start;
 const endCh = spanChannel.end;
 const errorCh = spanChannel.error;
 
-/** True when anything listens; `span()` skips all work otherwise. */
+/**
+ * True when anything listens to span start, end or error; `span()` skips all work otherwise, and
+ * middlewares may do the same.
+ */
 export function hasSpanSubscribers(): boolean {
   return startCh.hasSubscribers || endCh.hasSubscribers || errorCh.hasSubscribers;
 }

@@ -1,0 +1,130 @@
+// One measurement in a process of its own: publish N messages of ~100 bytes through RabbitMQ on one
+// connection while a consumer on the same connection acks each one; prints one JSON line.
+//
+//   node bench/amqp/variant.mjs <plain|headers|cyb|cyb-collector|otel> [messages]
+//
+// plain: amqplib as is. headers: amqplib publishing a fixed traceparent and b3 header with every
+//        message and no tracing at all (what carrying the context alone costs: amqplib's table codec).
+// cyb:   traceChannel on both channels; finished spans go to one onSpanEnd subscriber that counts them
+//        (the counterpart of the otel variant's exporter). cyb-collector: the same, spans kept by a
+//        default Collector (1000 traces, least recently active evicted: here it evicts constantly).
+// otel:  @opentelemetry/instrumentation-amqplib with a BasicTracerProvider and a BatchSpanProcessor,
+//        W3C + B3 propagation and the AsyncLocalStorage context manager (what an SDK setup registers).
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+
+const variant = process.argv[2];
+const N = Number(process.argv[3] ?? 20_000);
+const WARMUP = 2_000;
+const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const require = createRequire(import.meta.url);
+
+let traceChannel = (ch) => ch;
+let finish = async () => ({});
+
+if (variant === 'cyb' || variant === 'cyb-collector') {
+  const core = await import('@cyb/core');
+  const amqp = await import('@cyb/amqp');
+  traceChannel = (ch) => amqp.traceChannel(ch);
+  if (variant === 'cyb') {
+    // The counterpart of the otel variant's exporter: every finished span handed over, counted, dropped.
+    let ended = 0;
+    core.onSpanEnd(() => {
+      ended++;
+    });
+    finish = async () => ({ ended, amqp: amqp.amqpStats() });
+  } else {
+    const collector = new core.Collector().start();
+    finish = async () => ({ collected: collector.stats(), amqp: amqp.amqpStats() });
+  }
+} else if (variant === 'otel') {
+  const { context, propagation, trace } = await import('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+  const { CompositePropagator, W3CTraceContextPropagator, W3CBaggagePropagator } = await import('@opentelemetry/core');
+  const { B3Propagator } = await import('@opentelemetry/propagator-b3');
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { AmqplibInstrumentation } = await import('@opentelemetry/instrumentation-amqplib');
+  let exported = 0;
+  // Counts and drops: the cost measured is the SDK's, not a network exporter's.
+  const exporter = {
+    export(spans, done) {
+      exported += spans.length;
+      done({ code: 0 });
+    },
+    shutdown: async () => undefined,
+    forceFlush: async () => undefined,
+  };
+  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
+  trace.setGlobalTracerProvider(provider);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new CompositePropagator({
+    propagators: [new W3CTraceContextPropagator(), new B3Propagator(), new W3CBaggagePropagator()],
+  }));
+  const instrumentation = new AmqplibInstrumentation();
+  instrumentation.setTracerProvider(provider);
+  finish = async () => {
+    await provider.forceFlush();
+    return { exported };
+  };
+} else if (variant === 'headers') {
+  const fixed = {
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    b3: '0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1',
+  };
+  traceChannel = (ch) => {
+    const sendToQueue = ch.sendToQueue.bind(ch);
+    ch.sendToQueue = (queue, content, options) => sendToQueue(queue, content, { ...options, headers: { ...fixed } });
+    return ch;
+  };
+} else if (variant !== 'plain') {
+  console.error(`unknown variant ${variant}`);
+  process.exit(2);
+}
+
+// Loaded after the instrumentation registered its require hook (it patches amqplib's CommonJS files).
+const amqplib = require('amqplib');
+
+const connection = await amqplib.connect(url);
+const publisher = traceChannel(await connection.createChannel());
+const consumer = traceChannel(await connection.createChannel());
+const queue = `cyb-amqp-bench-${variant}-${randomBytes(4).toString('hex')}`;
+await publisher.assertQueue(queue, { durable: false, autoDelete: false });
+await consumer.prefetch(1000);
+
+const body = Buffer.alloc(100, 'x');
+let received = 0;
+let target = 0;
+let done = () => undefined;
+await consumer.consume(queue, (msg) => {
+  if (msg === null) return;
+  consumer.ack(msg);
+  if (++received === target) done();
+});
+
+async function run(count) {
+  received = 0;
+  target = count;
+  const all = new Promise((resolve) => {
+    done = resolve;
+  });
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < count; i++) {
+    if (!publisher.sendToQueue(queue, body, { messageId: String(i), contentType: 'application/octet-stream' })) {
+      await new Promise((resolve) => publisher.once('drain', resolve));
+    }
+  }
+  await all;
+  const used = process.cpuUsage(cpu);
+  return { ms: performance.now() - start, cpuUs: used.user + used.system };
+}
+
+await run(WARMUP);
+const { ms, cpuUs } = await run(N);
+const extra = await finish();
+await publisher.deleteQueue(queue);
+await publisher.close();
+await consumer.close();
+await connection.close();
+console.log(JSON.stringify({ variant, messages: N, ms: Math.round(ms), perSecond: Math.round((N / ms) * 1000), cpuUsPerMessage: Number((cpuUs / N).toFixed(1)), ...extra }));

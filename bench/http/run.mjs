@@ -1,0 +1,87 @@
+// HTTP server overhead: autocannon against a route returning small JSON, Express and Koa, each variant
+// in a process of its own, variants alternating round by round in one run (see server.mjs).
+//
+//   node bench/http/run.mjs [express|koa]
+//   BENCH_HTTP_ROUNDS=5 BENCH_HTTP_SECONDS=4 BENCH_HTTP_CONNECTIONS=50 node bench/http/run.mjs
+//
+// Each round starts a fresh server per variant, warms it up for 1 s, then measures. One table per
+// framework: median requests per second, median server CPU time per request (all, and user only: the
+// steadier figures when other processes share the machine; system time is mostly the loopback TCP
+// stack), each with its ratio to the plain framework (for CPU time the ratio is plain / variant, so
+// every ratio reads as "share of plain throughput kept").
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+
+const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
+const CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 50);
+const VARIANTS = ['plain', 'cyb', 'cyb-no-collector', 'otel'];
+const LABELS = {
+  plain: 'plain',
+  cyb: 'traceHttp() + Collector',
+  'cyb-no-collector': 'traceHttp(), no collector',
+  otel: 'OpenTelemetry SDK, BatchSpanProcessor',
+};
+const frameworks = process.argv[2] ? [process.argv[2]] : ['express', 'koa'];
+const serverPath = new URL('./server.mjs', import.meta.url).pathname;
+
+function ask(child, message) {
+  const reply = once(child, 'message');
+  child.send(message);
+  return reply.then(([value]) => value);
+}
+
+async function measureOnce(framework, variant) {
+  const child = fork(serverPath, [framework, variant], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [{ port }] = await once(child, 'message');
+  const url = `http://127.0.0.1:${port}/users/42`;
+  await autocannon({ url, connections: CONNECTIONS, duration: 1 });
+  await ask(child, 'mark');
+  const load = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS });
+  const server = await ask(child, 'report');
+  await once(child, 'exit');
+  return { rps: load.requests.average, errors: load.errors + load.non2xx, ...server };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const out = { suite: 'http', node: process.version, date: new Date().toISOString(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, frameworks: {} };
+
+for (const framework of frameworks) {
+  const samples = Object.fromEntries(VARIANTS.map((v) => [v, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
+    for (const variant of order) {
+      const m = await measureOnce(framework, variant);
+      samples[variant].push(m);
+      process.stderr.write(`${framework} ${round + 1}/${ROUNDS} ${variant}: ${Math.round(m.rps)} req/s, ${m.cpuUsPerRequest.toFixed(1)} µs CPU/request (${m.userUsPerRequest.toFixed(1)} user)${m.errors ? `, ${m.errors} errors` : ''}\n`);
+    }
+  }
+  const plainRps = median(samples.plain.map((m) => m.rps));
+  const plainCpu = median(samples.plain.map((m) => m.cpuUsPerRequest));
+  const plainUser = median(samples.plain.map((m) => m.userUsPerRequest));
+  console.log(`\n### ${framework} (median of ${ROUNDS} rounds of ${SECONDS} s, ${CONNECTIONS} connections)\n`);
+  console.log('| variant | req/s | ratio | CPU µs/request | ratio | user CPU µs/request | ratio |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  const rows = [];
+  for (const v of VARIANTS) {
+    const rps = median(samples[v].map((m) => m.rps));
+    const cpu = median(samples[v].map((m) => m.cpuUsPerRequest));
+    const user = median(samples[v].map((m) => m.userUsPerRequest));
+    const row = {
+      variant: LABELS[v],
+      rps: Math.round(rps),
+      rpsRatio: Number((rps / plainRps).toFixed(3)),
+      cpuUsPerRequest: Number(cpu.toFixed(1)),
+      cpuRatio: Number((plainCpu / cpu).toFixed(3)),
+      userUsPerRequest: Number(user.toFixed(1)),
+      userRatio: Number((plainUser / user).toFixed(3)),
+      samples: samples[v].map((m) => ({ rps: Math.round(m.rps), cpuUsPerRequest: Number(m.cpuUsPerRequest.toFixed(1)), userUsPerRequest: Number(m.userUsPerRequest.toFixed(1)) })),
+    };
+    rows.push(row);
+    console.log(`| ${row.variant} | ${row.rps.toLocaleString('en-US')} | ${row.rpsRatio.toFixed(2)} | ${row.cpuUsPerRequest} | ${row.cpuRatio.toFixed(2)} | ${row.userUsPerRequest} | ${row.userRatio.toFixed(2)} |`);
+  }
+  out.frameworks[framework] = rows;
+}
+writeFileSync(new URL('../results/http.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');

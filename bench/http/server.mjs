@@ -1,0 +1,109 @@
+// One server in a process of its own, for bench/http/run.mjs: a route returning small JSON.
+//
+//   node bench/http/server.mjs <express|koa> <plain|cyb|cyb-no-collector|otel>
+//
+// plain:            the framework as is.
+// cyb:              app.use(traceHttp()) first, spans kept by a Collector (bounded, LRU).
+// cyb-no-collector: app.use(traceHttp()) with nothing subscribed to the span channel.
+// otel:             @opentelemetry/instrumentation-http + -express or -koa, a BasicTracerProvider with a
+//                   BatchSpanProcessor, W3C + B3 propagation and the AsyncLocalStorage context manager
+//                   (what an SDK setup registers). Instrumentations are enabled before the framework and
+//                   node:http are required, as they must be.
+// Talks to run.mjs over IPC: sends { port } once listening; on 'mark' starts counting requests and
+// CPU time; on 'report' answers with what it counted since the mark and the variant's own counters.
+import { createRequire } from 'node:module';
+
+const [framework, variant] = process.argv.slice(2);
+const require = createRequire(import.meta.url);
+let middleware;
+let finish = async () => ({});
+
+if (variant === 'cyb' || variant === 'cyb-no-collector') {
+  const { Collector } = await import('@cyb/core');
+  const { traceHttp, httpTraceStats } = await import('@cyb/http');
+  const collector = variant === 'cyb' ? new Collector().start() : undefined;
+  middleware = traceHttp();
+  finish = async () => ({ collected: collector?.stats(), http: httpTraceStats() });
+} else if (variant === 'otel') {
+  const { context, propagation, trace } = await import('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+  const { CompositePropagator, W3CTraceContextPropagator, W3CBaggagePropagator } = await import('@opentelemetry/core');
+  const { B3Propagator } = await import('@opentelemetry/propagator-b3');
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { registerInstrumentations } = await import('@opentelemetry/instrumentation');
+  const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http');
+  let exported = 0;
+  // Counts and drops: the cost measured is the SDK's, not a network exporter's.
+  const exporter = {
+    export(spans, done) {
+      exported += spans.length;
+      done({ code: 0 });
+    },
+    shutdown: async () => undefined,
+    forceFlush: async () => undefined,
+  };
+  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
+  trace.setGlobalTracerProvider(provider);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new CompositePropagator({
+    propagators: [new W3CTraceContextPropagator(), new B3Propagator(), new W3CBaggagePropagator()],
+  }));
+  const frameworkInstrumentation = framework === 'koa'
+    ? new (await import('@opentelemetry/instrumentation-koa')).KoaInstrumentation()
+    : new (await import('@opentelemetry/instrumentation-express')).ExpressInstrumentation();
+  registerInstrumentations({ tracerProvider: provider, instrumentations: [new HttpInstrumentation(), frameworkInstrumentation] });
+  finish = async () => {
+    await provider.forceFlush();
+    return { exported };
+  };
+} else if (variant !== 'plain') {
+  console.error(`unknown variant ${variant}`);
+  process.exit(2);
+}
+
+const http = require('node:http');
+let listener;
+if (framework === 'express') {
+  const express = require('express');
+  const app = express();
+  if (middleware) app.use(middleware);
+  app.get('/users/:id', (req, res) => {
+    res.json({ id: req.params.id, name: 'Ada', active: true });
+  });
+  listener = app;
+} else if (framework === 'koa') {
+  const Koa = require('koa');
+  const Router = require('@koa/router');
+  const app = new Koa();
+  if (middleware) app.use(middleware);
+  const router = new Router();
+  router.get('/users/:id', (ctx) => {
+    ctx.body = { id: ctx.params.id, name: 'Ada', active: true };
+  });
+  app.use(router.routes());
+  listener = app.callback();
+} else {
+  console.error(`unknown framework ${framework}`);
+  process.exit(2);
+}
+
+const server = http.createServer(listener);
+// CPU time per request is what the run compares besides throughput: on a shared machine other
+// processes move requests per second around much more than they move the server's own CPU time.
+let requests = 0;
+server.on('request', () => requests++);
+let mark = { cpu: process.cpuUsage(), requests: 0 };
+process.on('message', async (msg) => {
+  if (msg === 'mark') {
+    mark = { cpu: process.cpuUsage(), requests };
+    process.send({ marked: true });
+  } else if (msg === 'report') {
+    const cpu = process.cpuUsage(mark.cpu);
+    const counted = requests - mark.requests;
+    process.send({ requests: counted, cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, counted), userUsPerRequest: cpu.user / Math.max(1, counted), counters: await finish() });
+    server.close();
+    server.closeAllConnections();
+    process.disconnect();
+  }
+});
+server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
