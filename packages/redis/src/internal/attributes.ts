@@ -1,0 +1,82 @@
+import type { startSpan } from '@cyb/core';
+
+export type Attributes = NonNullable<NonNullable<Parameters<typeof startSpan>[1]>['attributes']>;
+
+// Attribute names from the OpenTelemetry semantic conventions (messaging and database spans).
+
+/** A span name with its attributes, made once per destination: `startSpan` copies the attributes. */
+export interface SpanSpec {
+  name: string;
+  attributes: Attributes;
+}
+
+const MAX_CACHED = 1024;
+const specs = new Map<string, SpanSpec>();
+
+function cached(key: string, make: () => SpanSpec): SpanSpec {
+  let spec = specs.get(key);
+  if (spec === undefined) {
+    spec = make();
+    // Destinations are usually few; a program that makes one per message just stops being cached.
+    if (specs.size < MAX_CACHED) specs.set(key, spec);
+  }
+  return spec;
+}
+
+/** PRODUCER span `<operation> <destination>` (`send` for XADD, `publish`, `spublish`). */
+export function producerSpec(verb: string, operation: string, destination: string): SpanSpec {
+  return cached(`p\0${operation}\0${destination}`, () => ({
+    name: `${verb} ${destination}`,
+    attributes: producerAttributes(destination, operation),
+  }));
+}
+
+/** CONSUMER span `process <pattern or destination>`. */
+export function consumerSpec(destination: string, pattern: string | undefined): SpanSpec {
+  return cached(pattern === undefined ? `c\0${destination}` : `c\0${destination}\0${pattern}`, () => ({
+    name: `process ${pattern ?? destination}`,
+    attributes: consumerAttributes(destination, pattern),
+  }));
+}
+
+function producerAttributes(destination: string, operation: string): Attributes {
+  return {
+    'messaging.system': 'redis',
+    'messaging.destination.name': destination,
+    'messaging.operation.type': 'send',
+    'messaging.operation.name': operation,
+  };
+}
+
+function consumerAttributes(destination: string, pattern: string | undefined): Attributes {
+  const attributes: Attributes = {
+    'messaging.system': 'redis',
+    'messaging.destination.name': destination,
+    'messaging.operation.type': 'process',
+    'messaging.operation.name': 'process',
+  };
+  if (pattern !== undefined) attributes['messaging.destination.template'] = pattern;
+  return attributes;
+}
+
+/** The connection's attributes, computed once per client. */
+export function serverAttributes(options: unknown): Attributes {
+  const o = (options !== null && typeof options === 'object' ? options : {}) as {
+    host?: unknown;
+    port?: unknown;
+    path?: unknown;
+    db?: unknown;
+  };
+  const attributes: Attributes = { 'db.system.name': 'redis', 'db.namespace': String(typeof o.db === 'number' ? o.db : 0) };
+  if (typeof o.path === 'string' && o.path !== '') {
+    attributes['server.address'] = o.path;
+  } else {
+    attributes['server.address'] = typeof o.host === 'string' ? o.host : 'localhost';
+    attributes['server.port'] = typeof o.port === 'number' ? o.port : 6379;
+  }
+  return attributes;
+}
+
+export function commandAttributes(server: Attributes, operation: string): Attributes {
+  return { ...server, 'db.operation.name': operation };
+}
