@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { Collector } from '@cyb/core';
@@ -92,6 +93,46 @@ describe('span lifetimes: confirms, closes, timeouts, caps', () => {
       assert.equal(amqpStats().closedUnsettled, before + 1);
       assert.equal(errors.length, 1, 'the application still gets the channel error event');
       assert.match(errors[0]!.message, /NOT_FOUND/);
+    });
+    it('a publish refused on a closed confirm channel leaves no sweep timer behind', async () => {
+      const q = await assertQueue('refused');
+      const ch = traceChannel(await connection.createConfirmChannel());
+      await ch.close();
+      // The sweep timer is unref'd, so getActiveResourcesInfo() does not list it; async hooks see every
+      // Timeout created during the refused publish and whether it was cleared.
+      const created = new Set<number>();
+      const live = new Set<number>();
+      let recording = false;
+      const hook = createHook({
+        init(asyncId, type) {
+          if (recording && type === 'Timeout') {
+            created.add(asyncId);
+            live.add(asyncId);
+          }
+        },
+        destroy(asyncId) {
+          live.delete(asyncId);
+        },
+      }).enable();
+      let refused: unknown;
+      try {
+        recording = true;
+        try {
+          ch.sendToQueue(q, Buffer.from('x'), { messageId: 'refused' });
+        } catch (err) {
+          refused = err;
+        } finally {
+          recording = false;
+        }
+        await delay(20);
+      } finally {
+        hook.disable();
+      }
+      assert.ok(refused instanceof Error, 'amqplib still throws to the caller');
+      assert.ok(created.size > 0, 'the publish did arm a timer, so the check below means something');
+      assert.deepEqual([...live], [], 'every timer the refused publish armed has been cleared');
+      const [span] = await spansNamed(collector, `publish ${q}`, 1);
+      assert.equal(span!.status.code, 'error');
     });
   });
 

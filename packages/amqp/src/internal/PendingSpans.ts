@@ -51,7 +51,10 @@ export class PendingSpans {
   /** Removes and returns the span under `key`. */
   take(key: number): CybSpan | undefined {
     const span = this.#spans.get(key);
-    if (span !== undefined) this.#spans.delete(key);
+    if (span !== undefined) {
+      this.#spans.delete(key);
+      this.#disarmIfEmpty();
+    }
     return span;
   }
 
@@ -62,6 +65,7 @@ export class PendingSpans {
       this.#spans.delete(k);
       fn(span);
     }
+    this.#disarmIfEmpty();
   }
 
   /** Removes every span, oldest first, handing each to `fn`. */
@@ -69,6 +73,7 @@ export class PendingSpans {
     if (this.#spans.size === 0) return;
     const all = [...this.#spans.values()];
     this.#spans.clear();
+    this.stop();
     for (const span of all) fn(span);
   }
 
@@ -76,6 +81,12 @@ export class PendingSpans {
   stop(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  // An empty table needs no sweep: a timer left armed would outlive the channel by up to `timeoutMs`
+  // (a refused publish adds and takes its span at once), and `add` re-arms on the next entry.
+  #disarmIfEmpty(): void {
+    if (this.#spans.size === 0) this.stop();
   }
 
   #arm(delayMs: number): void {
