@@ -25,7 +25,10 @@ export interface ConsumeStreamOptions<V extends string | Buffer = string> {
   group?: string;
   /** This member's name in the group; default `<host>-<pid>-<random>`. */
   consumer?: string;
-  /** Create the group (at `$`, with MKSTREAM) when it does not exist yet; default false. */
+  /**
+   * Create the group (at `$`, with MKSTREAM) when it does not exist yet, and again (from `0`) whenever a
+   * read finds it gone, e.g. after Redis restarted without persistence; default false.
+   */
   createGroup?: boolean;
   /** XACK each entry once its handler has succeeded (group only); default true. */
   ack?: boolean;
@@ -59,6 +62,7 @@ type Send = (...args: (string | number | Buffer)[]) => Promise<unknown>;
 
 /** The ioredis connection methods the consumer uses (ioredis 5 and 6 `Redis`). */
 interface Connection extends RedisClientLike {
+  on(event: 'error', listener: (error: unknown) => void): unknown;
   call(command: string, ...args: (string | number | Buffer)[]): Promise<unknown>;
   // The named methods, not call(): ioredis 6 reshapes RESP3 stream replies only for those.
   xread: Send;
@@ -126,6 +130,11 @@ class Consumer<V extends string | Buffer> implements StreamConsumer {
     // plumbing, not the application's commands.
     const connection = client.duplicate() as Connection;
     if (isTraced(connection)) untraceRedis(connection);
+    // Without a listener ioredis prints every failed reconnect to stderr. The reads that fail meanwhile
+    // reach onError on their own, so the connection's errors are only logged here.
+    connection.on('error', (error: unknown) => {
+      debug('stream consumer connection: %s', error instanceof Error ? error.message : String(error));
+    });
     this.#connection = connection;
     const keyPrefix = (connection as { options?: { keyPrefix?: unknown } }).options?.keyPrefix;
     this.#keyPrefix = typeof keyPrefix === 'string' ? keyPrefix : '';
@@ -172,13 +181,14 @@ class Consumer<V extends string | Buffer> implements StreamConsumer {
     });
   }
 
-  async #setup(): Promise<void> {
+  /** `groupStart`: where a group created now begins; `0` when it is recreated, to miss nothing added since. */
+  async #setup(groupStart: string): Promise<void> {
     const { group } = this.#options;
     for (const [key, id] of this.#ids) {
       if (group !== undefined) {
         if (this.#options.createGroup === true) {
           try {
-            await this.#connection.call('XGROUP', 'CREATE', key, group, '$', 'MKSTREAM');
+            await this.#connection.call('XGROUP', 'CREATE', key, group, groupStart, 'MKSTREAM');
           } catch (error) {
             if (errorCode(error) !== 'BUSYGROUP') throw error;
           }
@@ -207,13 +217,14 @@ class Consumer<V extends string | Buffer> implements StreamConsumer {
   async #run(): Promise<void> {
     let backoff = 50;
     let ready = false;
+    let groupStart = '$';
     try {
       while (!this.#stopping) {
         let reply: unknown;
         this.#reading = true;
         try {
           if (!ready) {
-            await this.#setup();
+            await this.#setup(groupStart);
             ready = true;
             this.#markReady();
           }
@@ -221,6 +232,12 @@ class Consumer<V extends string | Buffer> implements StreamConsumer {
         } catch (error) {
           if (this.#stopping) break;
           this.#report(error, undefined);
+          if (this.#options.createGroup === true && errorCode(error) === 'NOGROUP') {
+            // The group (or the stream) is gone, e.g. Redis restarted without persistence: create it
+            // again before the next read, from the start of whatever the stream holds by then.
+            ready = false;
+            groupStart = '0';
+          }
           await this.#sleep(backoff);
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
           continue;
