@@ -34,6 +34,11 @@ export interface OtlpReceiverStats {
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** A whole request (headers and body) must arrive within this, so a trickling sender cannot hold a slot forever. */
+const REQUEST_TIMEOUT_MS = 30_000;
+const HEADERS_TIMEOUT_MS = 10_000;
+/** `close()` lets in-flight requests finish for this long, then cuts every connection still open. */
+const CLOSE_DEADLINE_MS = 1000;
 
 /**
  * An OTLP/HTTP JSON trace receiver: `POST /v1/traces` with `Content-Type: application/json`
@@ -64,7 +69,10 @@ export class OtlpReceiver {
       allowRemote: false,
       ...options,
     };
-    this.#server = http.createServer((req, res) => this.#handle(req, res));
+    this.#server = http.createServer(
+      { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS },
+      (req, res) => this.#handle(req, res),
+    );
     // Exporters keep connections alive; do not let an idle one hold `close()` up.
     this.#server.keepAliveTimeout = 2000;
   }
@@ -83,10 +91,22 @@ export class OtlpReceiver {
     });
   }
 
-  /** Stops accepting connections and waits for the open ones to finish. */
+  /**
+   * Stops accepting connections and waits for the open ones to finish, but at most about a second:
+   * after that, connections still open (a slow or stuck sender) are destroyed, so shutdown never
+   * depends on a client.
+   */
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.#server.close(() => resolve());
+      const deadline = setTimeout(() => {
+        debug('OTLP receiver: closing %s', 'connections still open after the close deadline');
+        this.#server.closeAllConnections();
+      }, CLOSE_DEADLINE_MS);
+      deadline.unref();
+      this.#server.close(() => {
+        clearTimeout(deadline);
+        resolve();
+      });
       this.#server.closeIdleConnections();
     });
   }

@@ -2,6 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import amqp from 'amqplib';
 import {
@@ -128,6 +129,40 @@ describe('cyb trace, the command', () => {
     const missing = await runCyb(['trace', '-o', path.join(dir, 'b.json'), '--', 'cyb-no-such-command-xyz']);
     assert.equal(missing.code, 127);
     assert.match(missing.stderr, /cannot run cyb-no-such-command-xyz: command not found/);
+  });
+
+  it('ends on time and writes its file while a sender trickles a request body one byte at a time', async () => {
+    const dir = tempDir();
+    const out = path.join(dir, 'slow.json');
+    const started = Date.now();
+    const run = startCyb(['trace', '--duration', '2s', '-o', out]);
+    await waitFor(() => /receiving OTLP on (\S+)/.test(run.stderrText()), 'the receiver');
+    const url = new URL(/receiving OTLP on (\S+)/.exec(run.stderrText())![1]!);
+    const socket = net.connect(Number(url.port), url.hostname);
+    let socketClosed = false;
+    socket.on('error', () => {});
+    socket.on('close', () => (socketClosed = true));
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    socket.write(`POST /v1/traces HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
+    // Far below the declared length: left alone, this request would take some 14 hours.
+    const drip = setInterval(() => {
+      if (!socket.destroyed) socket.write(' ');
+    }, 500);
+    try {
+      const result = await run.done;
+      const elapsed = Date.now() - started;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /duration elapsed/);
+      // 2 s of duration, up to 3 s of grace for in-flight exports, 1 s close deadline, plus start-up.
+      assert.ok(elapsed < 12_000, `cyb trace took ${elapsed} ms`);
+      const doc = readJson<DynamicTraces>(out);
+      assertDynamicTraces(doc);
+      assert.equal(doc.traces.length, 0);
+      await waitFor(() => socketClosed, 'the slow connection to be closed', 2000);
+    } finally {
+      clearInterval(drip);
+      socket.destroy();
+    }
   });
 
   it('receives OTLP JSON from any sender, refuses bad requests with 413/415/400 and keeps running', async () => {
