@@ -39,34 +39,12 @@ if (variant === 'cyb' || variant === 'cyb-collector') {
     finish = async () => ({ collected: collector.stats(), amqp: amqp.amqpStats() });
   }
 } else if (variant === 'otel') {
-  const { context, propagation, trace } = await import('@opentelemetry/api');
-  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
-  const { CompositePropagator, W3CTraceContextPropagator, W3CBaggagePropagator } = await import('@opentelemetry/core');
-  const { B3Propagator } = await import('@opentelemetry/propagator-b3');
-  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
   const { AmqplibInstrumentation } = await import('@opentelemetry/instrumentation-amqplib');
-  let exported = 0;
-  // Counts and drops: the cost measured is the SDK's, not a network exporter's.
-  const exporter = {
-    export(spans, done) {
-      exported += spans.length;
-      done({ code: 0 });
-    },
-    shutdown: async () => undefined,
-    forceFlush: async () => undefined,
-  };
-  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
-  trace.setGlobalTracerProvider(provider);
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new CompositePropagator({
-    propagators: [new W3CTraceContextPropagator(), new B3Propagator(), new W3CBaggagePropagator()],
-  }));
+  const { startOtelSdk } = await import('../lib/otel-sdk.mjs');
+  const sdk = startOtelSdk();
   const instrumentation = new AmqplibInstrumentation();
-  instrumentation.setTracerProvider(provider);
-  finish = async () => {
-    await provider.forceFlush();
-    return { exported };
-  };
+  instrumentation.setTracerProvider(sdk.provider);
+  finish = sdk.finish;
 } else if (variant === 'headers') {
   const fixed = {
     traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',

@@ -25,37 +25,15 @@ if (variant === 'cyb' || variant === 'cyb-no-collector') {
   middleware = traceHttp();
   finish = async () => ({ collected: collector?.stats(), http: httpTraceStats() });
 } else if (variant === 'otel') {
-  const { context, propagation, trace } = await import('@opentelemetry/api');
-  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
-  const { CompositePropagator, W3CTraceContextPropagator, W3CBaggagePropagator } = await import('@opentelemetry/core');
-  const { B3Propagator } = await import('@opentelemetry/propagator-b3');
-  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { startOtelSdk } = await import('../lib/otel-sdk.mjs');
   const { registerInstrumentations } = await import('@opentelemetry/instrumentation');
   const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http');
-  let exported = 0;
-  // Counts and drops: the cost measured is the SDK's, not a network exporter's.
-  const exporter = {
-    export(spans, done) {
-      exported += spans.length;
-      done({ code: 0 });
-    },
-    shutdown: async () => undefined,
-    forceFlush: async () => undefined,
-  };
-  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
-  trace.setGlobalTracerProvider(provider);
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new CompositePropagator({
-    propagators: [new W3CTraceContextPropagator(), new B3Propagator(), new W3CBaggagePropagator()],
-  }));
+  const sdk = startOtelSdk();
   const frameworkInstrumentation = framework === 'koa'
     ? new (await import('@opentelemetry/instrumentation-koa')).KoaInstrumentation()
     : new (await import('@opentelemetry/instrumentation-express')).ExpressInstrumentation();
-  registerInstrumentations({ tracerProvider: provider, instrumentations: [new HttpInstrumentation(), frameworkInstrumentation] });
-  finish = async () => {
-    await provider.forceFlush();
-    return { exported };
-  };
+  registerInstrumentations({ tracerProvider: sdk.provider, instrumentations: [new HttpInstrumentation(), frameworkInstrumentation] });
+  finish = sdk.finish;
 } else if (variant !== 'plain') {
   console.error(`unknown variant ${variant}`);
   process.exit(2);

@@ -1,6 +1,7 @@
 // Small, dependency-free timing harness: warm-up, then alternating rounds of fixed duration per case,
 // reporting the median throughput of each case and its ratio to a baseline.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { median } from './rounds.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 300);
@@ -19,7 +20,6 @@ function runFor(fn, ms) {
   return (ops * 1e9) / Number(now - start);
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Measures each case in alternating rounds; returns { name: opsPerSecond }. */
 export async function measure(cases, hooks = {}) {

@@ -61,30 +61,13 @@ if (variant === 'cyb' || variant === 'cyb-commands') {
   };
   finish = async () => ({ collected: collector.stats(), redis: redis.redisTracingStats() });
 } else if (variant === 'otel') {
-  const api = await import('@opentelemetry/api');
-  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
-  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
   const { IORedisInstrumentation } = await import('@opentelemetry/instrumentation-ioredis');
-  let exported = 0;
-  // Counts and drops: the cost measured is the SDK's, not a network exporter's.
-  const exporter = {
-    export(spans, done) {
-      exported += spans.length;
-      done({ code: 0 });
-    },
-    shutdown: async () => undefined,
-    forceFlush: async () => undefined,
-  };
-  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
-  api.trace.setGlobalTracerProvider(provider);
-  api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const { startOtelSdk } = await import('../lib/otel-sdk.mjs');
+  const sdk = startOtelSdk({ propagators: false });
   // Its default records nothing outside a span; the sends here have no parent, as in the cyb variants.
   const instrumentation = new IORedisInstrumentation({ requireParentSpan: false });
-  instrumentation.setTracerProvider(provider);
-  finish = async () => {
-    await provider.forceFlush();
-    return { exported };
-  };
+  instrumentation.setTracerProvider(sdk.provider);
+  finish = sdk.finish;
 } else if (variant === 'spans') {
   // Two @cyb/core spans per message around plain ioredis, the same as cyb records, with nothing carried
   // between them: the floor the span model and the Collector set, whatever the adapter does.

@@ -1,4 +1,4 @@
-import { contextWithSpan, propagationFormats, startSpan, type PropagationFormat } from '@cyb/core';
+import { contextWithSpan, propagationFormats, spanContextOf, startSpan, type PropagationFormat, type SpanContext } from '@cyb/core';
 import type {
   Consumer,
   ConsumerRunConfig,
@@ -13,7 +13,6 @@ import { nowMs } from './internal/clock.js';
 import { extractFrom, processAttributes, type ConsumerSettings } from './internal/consumer-settings.js';
 import { tracingFailed } from './internal/debug.js';
 import { runInContext, runInSpan } from './internal/run-in-span.js';
-import { spanContextOf, type SpanContextOf } from './internal/span-context.js';
 
 /** Options of `traceConsumer`. */
 export interface TraceConsumerOptions {
@@ -66,7 +65,7 @@ function wrapEachBatch(handler: EachBatchHandler, settings: ConsumerSettings, au
       const { batch } = payload;
       const messages = batch.messages;
       const parents = new Array<ReturnType<typeof extractFrom>>(messages.length);
-      const links: { context: SpanContextOf }[] = [];
+      const links: { context: SpanContext }[] = [];
       const linked = new Set<string>();
       for (let i = 0; i < messages.length; i++) {
         const parent = extractFrom(settings, messages[i]!);
