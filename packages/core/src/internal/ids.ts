@@ -1,17 +1,22 @@
 import { randomFillSync } from 'node:crypto';
 
-// One random buffer refilled in bulk: a crypto call per id would dominate span creation.
+// One random buffer refilled in bulk and turned into hex once per refill: ids are then slices of
+// that string. A crypto call, or even a Buffer-to-hex conversion, per id would dominate span creation.
+// A slice keeps its 8 KiB parent string alive while it lives; ids that outlive their batch are few.
 const POOL_SIZE = 4096;
 const pool = Buffer.allocUnsafe(POOL_SIZE);
-let offset = POOL_SIZE;
+let hexPool = '';
+let offset = 0;
 
 function randomHex(bytes: number): string {
-  if (offset + bytes > POOL_SIZE) {
+  const chars = bytes * 2;
+  if (offset + chars > hexPool.length) {
     randomFillSync(pool);
+    hexPool = pool.toString('hex');
     offset = 0;
   }
-  const hex = pool.toString('hex', offset, offset + bytes);
-  offset += bytes;
+  const hex = hexPool.slice(offset, offset + chars);
+  offset += chars;
   return hex;
 }
 
