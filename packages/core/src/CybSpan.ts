@@ -8,7 +8,6 @@ import {
   type SpanContext,
   type SpanStatus,
   type TimeInput,
-  type TraceState,
 } from '@opentelemetry/api';
 import { epochUs, monotonicMs, nowUs } from './internal/clock.js';
 import { debug } from './internal/debug.js';
@@ -81,19 +80,6 @@ function toUs(time: TimeInput | undefined): number | undefined {
   return undefined;
 }
 
-/**
- * A copy of `source` built key by key. Not `{ ...source }`: V8 gives a spread copy a map outside the
- * transition tree, and the first key added to it later (every adapter sets attributes after the
- * start) then costs about a microsecond; a copy built by assignment takes new keys at the usual cost.
- */
-function copyAttributes(source: Attributes): Attributes {
-  const out: Attributes = {};
-  for (const key in source) {
-    if (Object.prototype.hasOwnProperty.call(source, key) && key !== '__proto__') out[key] = source[key];
-  }
-  return out;
-}
-
 function isAttributeValue(v: unknown): v is AttributeValue {
   const t = typeof v;
   if (t === 'string' || t === 'number' || t === 'boolean') return true;
@@ -129,10 +115,7 @@ export class CybSpan implements Span, SpanRecord {
   /** True once `end()` ran. */
   ended = false;
 
-  // The OpenTelemetry view of the ids, made on first use: a span nobody injects or parents never needs it.
-  #context: SpanContext | undefined;
-  readonly #traceFlags: number;
-  readonly #traceState: TraceState | undefined;
+  readonly #context: SpanContext;
   readonly #recording: boolean;
   readonly #startMs: number;
 
@@ -140,10 +123,7 @@ export class CybSpan implements Span, SpanRecord {
   constructor(
     name: string,
     kind: SpanKind,
-    traceId: string,
-    spanId: string,
-    traceFlags: number,
-    traceState: TraceState | undefined,
+    spanContext: SpanContext,
     parentSpanId: string | undefined,
     recording: boolean,
     resource: Readonly<Record<string, string | number>>,
@@ -154,14 +134,13 @@ export class CybSpan implements Span, SpanRecord {
   ) {
     this.name = name;
     this.kind = kind;
-    this.traceId = traceId;
-    this.spanId = spanId;
-    this.#traceFlags = traceFlags;
-    this.#traceState = traceState;
+    this.#context = spanContext;
+    this.traceId = spanContext.traceId;
+    this.spanId = spanContext.spanId;
     this.parentSpanId = parentSpanId;
     this.#recording = recording;
     this.resource = resource;
-    this.attributes = attributes ? copyAttributes(attributes) : {};
+    this.attributes = attributes ? { ...attributes } : {};
     if (links) for (const l of links) this.addLink(l);
     if (code) {
       this.module = code.module;
@@ -176,21 +155,11 @@ export class CybSpan implements Span, SpanRecord {
   }
 
   spanContext(): SpanContext {
-    return (this.#context ??= { traceId: this.traceId, spanId: this.spanId, traceFlags: this.#traceFlags, traceState: this.#traceState, isRemote: false });
-  }
-
-  /** @internal The trace flags, without building the span context. */
-  get traceFlags(): number {
-    return this.#traceFlags;
-  }
-
-  /** @internal The trace state, without building the span context. */
-  get traceState(): TraceState | undefined {
-    return this.#traceState;
+    return this.#context;
   }
 
   setAttribute(key: string, value: AttributeValue): this {
-    if (!this.ended && typeof key === 'string' && key !== '' && key !== '__proto__' && isAttributeValue(value)) this.attributes[key] = value;
+    if (!this.ended && typeof key === 'string' && key !== '' && isAttributeValue(value)) this.attributes[key] = value;
     return this;
   }
 
@@ -210,7 +179,7 @@ export class CybSpan implements Span, SpanRecord {
       time = attributesOrTime as TimeInput | undefined;
     }
     const event: EventRecord = { name: String(name), timestamp: toUs(time) ?? nowUs() };
-    if (attributes) event.attributes = copyAttributes(attributes);
+    if (attributes) event.attributes = { ...attributes };
     if (this.events === NO_EVENTS) this.events = [];
     this.events.push(event);
     return this;
@@ -219,7 +188,7 @@ export class CybSpan implements Span, SpanRecord {
   addLink(link: Link): this {
     if (this.ended || this.links.length >= MAX_LINKS || !link || !link.context) return this;
     const record: LinkRecord = { traceId: link.context.traceId, spanId: link.context.spanId };
-    if (link.attributes) record.attributes = copyAttributes(link.attributes);
+    if (link.attributes) record.attributes = { ...link.attributes };
     if (this.links === NO_LINKS) this.links = [];
     this.links.push(record);
     return this;

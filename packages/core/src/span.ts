@@ -10,7 +10,6 @@ import {
   type Span,
   type SpanContext,
   type TimeInput,
-  type TraceState,
 } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
 import { CybSpan, type CodeLocation, type SpanKind } from './CybSpan.js';
@@ -56,39 +55,29 @@ export function startSpan(name: string, options: StartSpanOptions = {}): CybSpan
 
 function createSpan(name: string, meta: SpanMeta, parentCtx: Context, startTime: TimeInput | undefined): CybSpan {
   const parentSpan = parentCtx === ROOT_CONTEXT ? undefined : trace.getSpan(parentCtx);
+  const parent = parentSpan?.spanContext();
   let traceId: string;
   let parentSpanId: string | undefined;
   let flags: number;
-  let traceState: TraceState | undefined;
-  if (parentSpan instanceof CybSpan) {
-    // Our own spans need no second look, nor their span context built.
-    traceId = parentSpan.traceId;
-    parentSpanId = parentSpan.spanId;
-    flags = parentSpan.traceFlags;
-    traceState = parentSpan.traceState;
+  let traceState;
+  // Our own spans and validated remote parents need no second look; others (an OpenTelemetry SDK's) do.
+  if (parent !== undefined && (parentSpan instanceof CybSpan || isSpanContextValid(parent))) {
+    traceId = parent.traceId;
+    parentSpanId = parent.spanId;
+    flags = parent.traceFlags;
+    traceState = parent.traceState;
   } else {
-    // Validated remote parents and other spans (an OpenTelemetry SDK's) are checked here.
-    const parent = parentSpan?.spanContext();
-    if (parent !== undefined && isSpanContextValid(parent)) {
-      traceId = parent.traceId;
-      parentSpanId = parent.spanId;
-      flags = parent.traceFlags;
-      traceState = parent.traceState;
-    } else {
-      traceId = newTraceId();
-      const decision = parentCtx.getValue(SAMPLING_DECISION_KEY);
-      const sampled = typeof decision === 'boolean' ? decision : sampledByRatio(traceId, settings.sampleRate);
-      flags = (sampled ? TraceFlags.SAMPLED : TraceFlags.NONE) | RANDOM_FLAG;
-    }
+    traceId = newTraceId();
+    const decision = parentCtx.getValue(SAMPLING_DECISION_KEY);
+    const sampled = typeof decision === 'boolean' ? decision : sampledByRatio(traceId, settings.sampleRate);
+    flags = (sampled ? TraceFlags.SAMPLED : TraceFlags.NONE) | RANDOM_FLAG;
   }
   const recording = (flags & TraceFlags.SAMPLED) !== 0 && !isTracingSuppressed(parentCtx);
+  const spanContext = { traceId, spanId: newSpanId(), traceFlags: flags, traceState, isRemote: false };
   const s = new CybSpan(
     String(name),
     meta.kind ?? 'internal',
-    traceId,
-    newSpanId(),
-    flags,
-    traceState,
+    spanContext,
     parentSpanId,
     recording,
     settings.resource,

@@ -1,9 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 
 // One random buffer refilled in bulk: a crypto call per id would dominate span creation.
-// Each id is its own string: slices of one long hex string would be ~100 ns cheaper per span, but V8
-// makes a slice of 13 or more characters a view that keeps its whole parent alive, so every id a
-// Collector keeps could pin a parent of its own.
 const POOL_SIZE = 4096;
 const pool = Buffer.allocUnsafe(POOL_SIZE);
 let offset = POOL_SIZE;
