@@ -106,9 +106,13 @@ export class Collector {
       }
       return;
     }
-    let entry = this.#traces.get(traceId);
+    // Spans of one trace tend to end together: the most recent trace needs no lookup.
+    const tail = this.#tail;
+    let entry = tail !== undefined && tail.traceId === traceId ? tail : this.#traces.get(traceId);
     if (entry === undefined) {
-      entry = { traceId, spans: [], prev: this.#tail, next: undefined };
+      // Most traces a process sees hold one or two spans: an array of one, not push's room for sixteen.
+      entry = { traceId, spans: [span], prev: this.#tail, next: undefined };
+      this.#spanCount++;
       this.#append(entry);
       this.#traces.set(traceId, entry);
       if (this.#traces.size > this.maxTraces) {
@@ -118,6 +122,7 @@ export class Collector {
         this.#spanCount -= oldest.spans.length;
         this.#evicted++;
       }
+      return;
     } else if (entry !== this.#tail) {
       this.#unlink(entry);
       this.#append(entry);

@@ -80,6 +80,19 @@ function toUs(time: TimeInput | undefined): number | undefined {
   return undefined;
 }
 
+/**
+ * A copy of `source` built key by key. Not `{ ...source }`: V8 gives a spread copy a map outside the
+ * transition tree, and the first key added to it later (every adapter sets attributes after the
+ * start) then costs about a microsecond; a copy built by assignment takes new keys at the usual cost.
+ */
+function copyAttributes(source: Attributes): Attributes {
+  const out: Attributes = {};
+  for (const key in source) {
+    if (Object.prototype.hasOwnProperty.call(source, key) && key !== '__proto__') out[key] = source[key];
+  }
+  return out;
+}
+
 function isAttributeValue(v: unknown): v is AttributeValue {
   const t = typeof v;
   if (t === 'string' || t === 'number' || t === 'boolean') return true;
@@ -140,7 +153,7 @@ export class CybSpan implements Span, SpanRecord {
     this.parentSpanId = parentSpanId;
     this.#recording = recording;
     this.resource = resource;
-    this.attributes = attributes ? { ...attributes } : {};
+    this.attributes = attributes ? copyAttributes(attributes) : {};
     if (links) for (const l of links) this.addLink(l);
     if (code) {
       this.module = code.module;
@@ -159,7 +172,7 @@ export class CybSpan implements Span, SpanRecord {
   }
 
   setAttribute(key: string, value: AttributeValue): this {
-    if (!this.ended && typeof key === 'string' && key !== '' && isAttributeValue(value)) this.attributes[key] = value;
+    if (!this.ended && typeof key === 'string' && key !== '' && key !== '__proto__' && isAttributeValue(value)) this.attributes[key] = value;
     return this;
   }
 
@@ -179,7 +192,7 @@ export class CybSpan implements Span, SpanRecord {
       time = attributesOrTime as TimeInput | undefined;
     }
     const event: EventRecord = { name: String(name), timestamp: toUs(time) ?? nowUs() };
-    if (attributes) event.attributes = { ...attributes };
+    if (attributes) event.attributes = copyAttributes(attributes);
     if (this.events === NO_EVENTS) this.events = [];
     this.events.push(event);
     return this;
@@ -188,7 +201,7 @@ export class CybSpan implements Span, SpanRecord {
   addLink(link: Link): this {
     if (this.ended || this.links.length >= MAX_LINKS || !link || !link.context) return this;
     const record: LinkRecord = { traceId: link.context.traceId, spanId: link.context.spanId };
-    if (link.attributes) record.attributes = { ...link.attributes };
+    if (link.attributes) record.attributes = copyAttributes(link.attributes);
     if (this.links === NO_LINKS) this.links = [];
     this.links.push(record);
     return this;

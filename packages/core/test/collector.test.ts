@@ -43,6 +43,18 @@ describe('Collector', () => {
     assert.equal(c.stats().droppedSpans, 7);
   });
 
+  it('keeps the first span of a trace and drops the rest when maxSpansPerTrace is 1', () => {
+    const c = new Collector({ maxSpansPerTrace: 1, maxTraces: 2 });
+    const [a, b] = [endedRoot('a'), endedRoot('b')];
+    c.add(a);
+    c.add({ ...a, spanId: '1111111111111111' });
+    c.add(b);
+    c.add({ ...a, spanId: '2222222222222222' }); // a is active again, though its span is dropped
+    c.add(endedRoot('c')); // evicts b, the least recently active
+    assert.deepEqual(c.traces().map((t) => t.spans.map((s) => s.spanId)), [[a.spanId], [c.traces()[1]!.spans[0]!.spanId]]);
+    assert.deepEqual(c.stats(), { traces: 2, spans: 2, evictedTraces: 1, droppedSpans: 2, sampledOut: 0 });
+  });
+
   it('samples by trace id, the same decision every time, counting distinct traces', () => {
     const c = new Collector({ sampleRate: 0.25 });
     const other = new Collector({ sampleRate: 0.25 });

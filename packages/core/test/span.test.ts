@@ -169,6 +169,41 @@ describe('startSpan()', () => {
     }
     assert.equal(ids.size, 1000);
   });
+
+  it('keeps a copy of the attributes it was given, and takes more after the start', () => {
+    const given: Record<string, string | number> = { 'messaging.system': 'rabbitmq', n: 1 };
+    const s = startSpan('copy', { attributes: given });
+    given.n = 2;
+    given.late = 'x';
+    s.setAttribute('messaging.message.id', 'm-1');
+    s.setAttributes({ 'messaging.destination.name': 'orders' });
+    s.end();
+    assert.deepEqual(s.attributes, { 'messaging.system': 'rabbitmq', n: 1, 'messaging.message.id': 'm-1', 'messaging.destination.name': 'orders' });
+    assert.deepEqual(given, { 'messaging.system': 'rabbitmq', n: 2, late: 'x' });
+  });
+
+  it('never lets a __proto__ attribute reach the prototype of its attributes', () => {
+    const hostile = JSON.parse('{"__proto__": ["polluted"], "ok": true}') as Record<string, boolean>;
+    const s = startSpan('hostile', { attributes: hostile });
+    s.setAttribute('__proto__', ['again']);
+    s.end();
+    assert.equal(Object.getPrototypeOf(s.attributes), Object.prototype);
+    assert.deepEqual(Object.keys(s.attributes), ['ok']);
+  });
+
+  it('gives the same span context each time, child spans included', () => {
+    const parent = startSpan('ctx-parent', { parent: extract({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03', tracestate: 'a=1' }) ?? null });
+    const first = parent.spanContext();
+    assert.equal(parent.spanContext(), first);
+    assert.deepEqual(first, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: parent.spanId, traceFlags: 3, traceState: first.traceState, isRemote: false });
+    assert.equal(first.traceState?.get('a'), '1');
+    const child = startSpan('ctx-child', { parent: contextWithSpan(parent) });
+    assert.equal(child.spanContext().traceFlags, 3);
+    assert.equal(child.spanContext().traceState, first.traceState);
+    assert.equal(child.parentSpanId, parent.spanId);
+    child.end();
+    parent.end();
+  });
 });
 
 describe('sampling', () => {
