@@ -11,17 +11,19 @@
 // every ratio reads as "share of plain throughput kept").
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
 const CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 50);
-const VARIANTS = ['plain', 'cyb', 'cyb-no-collector', 'otel'];
+const VARIANTS = ['plain', 'cyb', 'cyb-no-collector', 'noop', 'als', 'otel'];
 const LABELS = {
   plain: 'plain',
   cyb: 'traceHttp() + Collector',
   'cyb-no-collector': 'traceHttp(), no collector',
+  noop: 'control: middleware calling next() only',
+  als: 'control: next() inside AsyncLocalStorage.run()',
   otel: 'OpenTelemetry SDK, BatchSpanProcessor',
 };
 const frameworks = process.argv[2] ? [process.argv[2]] : ['express', 'koa'];
@@ -84,4 +86,5 @@ for (const framework of frameworks) {
   }
   out.frameworks[framework] = rows;
 }
+mkdirSync(new URL('../results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('../results/http.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');

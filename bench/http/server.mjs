@@ -1,10 +1,14 @@
 // One server in a process of its own, for bench/http/run.mjs: a route returning small JSON.
 //
-//   node bench/http/server.mjs <express|koa> <plain|cyb|cyb-no-collector|otel>
+//   node bench/http/server.mjs <express|koa> <plain|cyb|cyb-no-collector|noop|als|otel>
 //
 // plain:            the framework as is.
 // cyb:              app.use(traceHttp()) first, spans kept by a Collector (bounded, LRU).
 // cyb-no-collector: app.use(traceHttp()) with nothing subscribed to the span channel.
+// noop:             control: a middleware that only calls next(), the least any app.use() costs.
+// als:              control: a middleware that only runs next() inside AsyncLocalStorage.run(), the
+//                   least carrying an active context through the handler chain costs on this Node
+//                   (on Node 20 a running AsyncLocalStorage turns on promise hooks for every promise).
 // otel:             @opentelemetry/instrumentation-http + -express or -koa, a BasicTracerProvider with a
 //                   BatchSpanProcessor, W3C + B3 propagation and the AsyncLocalStorage context manager
 //                   (what an SDK setup registers). Instrumentations are enabled before the framework and
@@ -34,6 +38,13 @@ if (variant === 'cyb' || variant === 'cyb-no-collector') {
     : new (await import('@opentelemetry/instrumentation-express')).ExpressInstrumentation();
   registerInstrumentations({ tracerProvider: sdk.provider, instrumentations: [new HttpInstrumentation(), frameworkInstrumentation] });
   finish = sdk.finish;
+} else if (variant === 'noop') {
+  middleware = framework === 'koa' ? (ctx, next) => next() : (req, res, next) => next();
+} else if (variant === 'als') {
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const store = new AsyncLocalStorage();
+  let n = 0;
+  middleware = framework === 'koa' ? (ctx, next) => store.run({ n: n++ }, next) : (req, res, next) => store.run({ n: n++ }, next);
 } else if (variant !== 'plain') {
   console.error(`unknown variant ${variant}`);
   process.exit(2);
