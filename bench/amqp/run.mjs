@@ -1,5 +1,5 @@
-// Side by side, in one run: plain amqplib, traceChannel (spans to a counting subscriber, and to a
-// Collector), and amqplib with OpenTelemetry's instrumentation and a BatchSpanProcessor; plus
+// Side by side, in one run: plain amqplib, traceChannel (spans to a counting subscriber, the same
+// writing W3C headers only, and spans to a Collector), and amqplib with OpenTelemetry's instrumentation and a BatchSpanProcessor; plus
 // 'headers', plain amqplib carrying fixed trace headers (what amqplib's header codec alone costs).
 // See variant.mjs for each setup.
 // Every measurement is a fresh process (variant.mjs); the order rotates each round
@@ -15,7 +15,7 @@ import { rotatingRounds, saveResults } from '../lib/rounds.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
 const messages = Number(process.argv[3] ?? 20_000);
-const variants = ['plain', 'headers', 'cyb', 'cyb-collector', 'otel'];
+const variants = ['plain', 'headers', 'cyb', 'cyb-w3c', 'cyb-collector', 'otel'];
 const script = fileURLToPath(new URL('./variant.mjs', import.meta.url));
 
 const rows = await rotatingRounds({

@@ -1,13 +1,15 @@
 // One measurement in a process of its own: publish N messages of ~100 bytes through RabbitMQ on one
 // connection while a consumer on the same connection acks each one; prints one JSON line.
 //
-//   node bench/amqp/variant.mjs <plain|headers|cyb|cyb-collector|otel> [messages]
+//   node bench/amqp/variant.mjs <plain|headers|cyb|cyb-w3c|cyb-collector|otel> [messages]
 //
 // plain: amqplib as is. headers: amqplib publishing a fixed traceparent and b3 header with every
 //        message and no tracing at all (what carrying the context alone costs: amqplib's table codec).
 // cyb:   traceChannel on both channels; finished spans go to one onSpanEnd subscriber that counts them
 //        (the counterpart of the otel variant's exporter). cyb-collector: the same, spans kept by a
 //        default Collector (1000 traces, least recently active evicted: here it evicts constantly).
+// cyb-w3c: cyb writing the W3C headers only (`configure({ inject: ['w3c'] })`): one header less per
+//        message, for services whose peers all read traceparent.
 // otel:  @opentelemetry/instrumentation-amqplib with a BasicTracerProvider and a BatchSpanProcessor,
 //        W3C + B3 propagation and the AsyncLocalStorage context manager (what an SDK setup registers).
 import { randomBytes } from 'node:crypto';
@@ -23,11 +25,12 @@ const require = createRequire(import.meta.url);
 let traceChannel = (ch) => ch;
 let finish = async () => ({});
 
-if (variant === 'cyb' || variant === 'cyb-collector') {
+if (variant === 'cyb' || variant === 'cyb-w3c' || variant === 'cyb-collector') {
   const core = await import('@cyb/core');
+  if (variant === 'cyb-w3c') core.configure({ inject: ['w3c'] });
   const amqp = await import('@cyb/amqp');
   traceChannel = (ch) => amqp.traceChannel(ch);
-  if (variant === 'cyb') {
+  if (variant !== 'cyb-collector') {
     // The counterpart of the otel variant's exporter: every finished span handed over, counted, dropped.
     let ended = 0;
     core.onSpanEnd(() => {
