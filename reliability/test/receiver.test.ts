@@ -56,6 +56,26 @@ function post(url: string, options: { body?: Buffer | string; headers?: Record<s
 }
 
 /** This machine's first non-loopback IPv4 address, if it has one. */
+/** A raw HTTP/1.1 connection: what was received so far, and a wait for it to match. */
+function rawConnection(port: number): { socket: net.Socket; received: () => string; closed: Promise<void>; until: (pattern: RegExp, what: string) => Promise<void> } {
+  const socket = net.connect(port, '127.0.0.1');
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => {
+    text += chunk;
+  });
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const until = async (pattern: RegExp, what: string): Promise<void> => {
+    const deadline = Date.now() + 5000;
+    while (!pattern.test(text)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received: ${JSON.stringify(text.slice(0, 300))}`);
+      await sleep(10);
+    }
+  };
+  return { socket, received: () => text, closed, until };
+}
+
 function externalAddress(): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -165,5 +185,47 @@ describe('the OTLP receiver of cyb trace, against hostile senders', () => {
     assert.equal(doc.summary.otlp_requests, 1);
     assert.ok(doc.summary.otlp_rejected >= 240, `rejected ${doc.summary.otlp_rejected}`);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+  it('a refused body still being sent is read and dropped behind the 413, so the answer arrives and the connection serves on; a much larger one is cut', async () => {
+    const dir = tempDir();
+    const run = startCyb(['trace', '--max-body', '4096', '-o', path.join(dir, 'traces.json')]);
+    const port = Number(new URL(await run.url()).port);
+    const head = (length: number): string =>
+      `POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+    try {
+      // 6000 bytes declared against a 4096 limit: the 413 comes before any of the body is sent...
+      const a = rawConnection(port);
+      a.socket.write(head(6000));
+      await a.until(/^HTTP\/1\.1 413 [^]*\r\n\r\n\{[^]*\}/, 'the 413');
+      assert.match(a.received(), /connection: keep-alive/i);
+      // ...then the sender writes its whole body after all, and a good request on the same connection.
+      a.socket.write(' '.repeat(6000));
+      const good = goodBody();
+      a.socket.write(head(Buffer.byteLength(good)) + good);
+      await a.until(/HTTP\/1\.1 200 /, 'the answer to the second request');
+      assert.equal(a.received().match(/HTTP\/1\.1 /g)?.length, 2);
+      a.socket.destroy();
+
+      // More than twice the limit declared: the answer says so and the connection goes.
+      const b = rawConnection(port);
+      b.socket.write(head(10_000));
+      await b.until(/^HTTP\/1\.1 413 /, 'the 413');
+      await b.closed;
+      assert.match(b.received(), /connection: close/i);
+
+      // A chunked body that passes the limit while being read: 413, then the rest is dropped, up to the limit.
+      const c = rawConnection(port);
+      c.socket.write('POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+      c.socket.write(`1388\r\n${' '.repeat(5000)}\r\n`);
+      await c.until(/^HTTP\/1\.1 413 /, 'the 413 for the chunked body');
+      c.socket.write(`bb8\r\n${' '.repeat(3000)}\r\n0\r\n\r\n`);
+      c.socket.write(head(Buffer.byteLength(good)) + good);
+      await c.until(/HTTP\/1\.1 200 /, 'the answer after the dropped chunked body');
+      c.socket.destroy();
+    } finally {
+      run.child.kill('SIGINT');
+    }
+    const { code } = await run.done;
+    assert.equal(code, 0, run.stderr());
   });
 });

@@ -115,13 +115,28 @@ export class OtlpReceiver {
     return { ...this.#stats, rejected: { ...this.#stats.rejected } };
   }
 
-  #reject(res: http.ServerResponse, status: number, message: string): void {
+  /** `close`: the connection goes once the answer is sent; otherwise it stays open for the next request. */
+  #reject(res: http.ServerResponse, status: number, message: string, close = false): void {
     this.#stats.rejected[status] = (this.#stats.rejected[status] ?? 0) + 1;
     debug('OTLP receiver: %d %s', status, message);
     if (res.headersSent) return;
     const body = JSON.stringify({ code: status, message });
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: status === 413 ? 'close' : 'keep-alive' });
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: close ? 'close' : 'keep-alive' });
     res.end(body);
+  }
+
+  /**
+   * Reads and drops what is left of a refused body. A sender still writing when the socket closes gets
+   * a reset, which can reach it before the 413 does, so up to `budget` more bytes are read first; a
+   * sender with more than that to say is cut off.
+   */
+  #drain(req: http.IncomingMessage, budget: number): void {
+    let dropped = 0;
+    req.on('data', (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > budget) req.socket.destroy();
+    });
+    req.resume();
   }
 
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -152,8 +167,11 @@ export class OtlpReceiver {
     }
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.#options.maxBodyBytes) {
-      this.#reject(res, 413, `body of ${declared} bytes is over the limit of ${this.#options.maxBodyBytes}`);
-      req.resume();
+      // Up to twice the limit is read and dropped behind the answer; beyond that the connection closes.
+      const drain = declared <= 2 * this.#options.maxBodyBytes;
+      this.#reject(res, 413, `body of ${declared} bytes is over the limit of ${this.#options.maxBodyBytes}`, !drain);
+      if (drain) this.#drain(req, declared);
+      else req.resume();
       return;
     }
     const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
@@ -182,9 +200,9 @@ export class OtlpReceiver {
       if (size > this.#options.maxBodyBytes) {
         this.#reject(res, 413, `body is over the limit of ${this.#options.maxBodyBytes} bytes`);
         finish();
-        // Stop reading; the response says `connection: close`, so the socket goes once it is sent.
+        // No more decoding; the rest of the body is read and dropped, within a limit.
         req.unpipe();
-        req.resume();
+        this.#drain(req, this.#options.maxBodyBytes);
         return;
       }
       chunks.push(chunk);
