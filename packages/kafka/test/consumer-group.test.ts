@@ -34,13 +34,14 @@ describe('traceConsumer: a consumer group of two members', () => {
       name: roundRobin.name,
       version: roundRobin.version,
       protocol: (subscription) => roundRobin.protocol(subscription),
-      assign: async (group) => {
+      assign: async (state) => {
         await new Promise((resolve) => setTimeout(resolve, 500));
-        return roundRobin.assign(group);
+        return roundRobin.assign(state);
       },
     };
   };
   let restarts = 0;
+  let sending = false;
   async function startMember(m: number): Promise<void> {
     const member = traceConsumer(kafka.consumer({ ...consumerConfig(group), partitionAssigners: [patientRoundRobin] }));
     members.push(member);
@@ -48,7 +49,7 @@ describe('traceConsumer: a consumer group of two members', () => {
       assignment[m] = [...(event.payload.memberAssignment[topic] ?? [])].sort();
     });
     member.on(member.events.CRASH, (event) => {
-      if (event.payload.restart || restarts >= 2) return;
+      if (event.payload.restart || restarts >= 2 || sending) return;
       restarts++;
       assignment[m] = [];
       startMember(m).catch(() => undefined);
@@ -76,6 +77,7 @@ describe('traceConsumer: a consumer group of two members', () => {
       },
       30_000,
     );
+    sending = true;
     const producer = traceProducer(raw);
     for (let i = 0; i < count; i++) {
       const root = startSpan(`request ${i}`);
