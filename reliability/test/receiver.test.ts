@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { dynamicTracesErrors, startCyb, tempDir } from './cyb.js';
-import { sleep } from './helpers.js';
+import { sleep, waitUntil } from './helpers.js';
 import { hex } from './hostile.js';
 
 /** One OTLP/JSON span, as any SDK would send it. */
@@ -55,7 +55,6 @@ function post(url: string, options: { body?: Buffer | string; headers?: Record<s
   });
 }
 
-/** This machine's first non-loopback IPv4 address, if it has one. */
 /** A raw HTTP/1.1 connection: what was received so far, and a wait for it to match. */
 function rawConnection(port: number): { socket: net.Socket; received: () => string; closed: Promise<void>; until: (pattern: RegExp, what: string) => Promise<void> } {
   const socket = net.connect(port, '127.0.0.1');
@@ -66,16 +65,11 @@ function rawConnection(port: number): { socket: net.Socket; received: () => stri
   });
   socket.on('error', () => undefined);
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  const until = async (pattern: RegExp, what: string): Promise<void> => {
-    const deadline = Date.now() + 5000;
-    while (!pattern.test(text)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received: ${JSON.stringify(text.slice(0, 300))}`);
-      await sleep(10);
-    }
-  };
+  const until = (pattern: RegExp, what: string): Promise<void> => waitUntil(() => pattern.test(text), what, 5000);
   return { socket, received: () => text, closed, until };
 }
 
+/** This machine's first non-loopback IPv4 address, if it has one. */
 function externalAddress(): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;

@@ -111,7 +111,7 @@ export class Collector {
     let entry = tail !== undefined && tail.traceId === traceId ? tail : this.#traces.get(traceId);
     if (entry === undefined) {
       // Most traces a process sees hold one or two spans: an array of one, not push's room for sixteen.
-      entry = { traceId, spans: [span], prev: this.#tail, next: undefined };
+      entry = { traceId, spans: [span], prev: tail, next: undefined };
       this.#spanCount++;
       this.#append(entry);
       this.#traces.set(traceId, entry);

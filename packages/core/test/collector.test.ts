@@ -50,8 +50,9 @@ describe('Collector', () => {
     c.add({ ...a, spanId: '1111111111111111' });
     c.add(b);
     c.add({ ...a, spanId: '2222222222222222' }); // a is active again, though its span is dropped
-    c.add(endedRoot('c')); // evicts b, the least recently active
-    assert.deepEqual(c.traces().map((t) => t.spans.map((s) => s.spanId)), [[a.spanId], [c.traces()[1]!.spans[0]!.spanId]]);
+    const third = endedRoot('c');
+    c.add(third); // evicts b, the least recently active
+    assert.deepEqual(c.traces().map((t) => t.spans.map((s) => s.spanId)), [[a.spanId], [third.spanId]]);
     assert.deepEqual(c.stats(), { traces: 2, spans: 2, evictedTraces: 1, droppedSpans: 2, sampledOut: 0 });
   });
 
