@@ -1,18 +1,20 @@
 import {
   createContextKey,
+  propagation,
   ROOT_CONTEXT,
   trace,
+  TraceFlags,
   type Context,
   type TextMapGetter,
-  type TextMapSetter,
-} from '@opentelemetry/api';
-import { isTracingSuppressed, TraceState, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+  } from '@opentelemetry/api';
+import { isTracingSuppressed, TraceState, W3CBaggagePropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { SAMPLING_DECISION_KEY } from './span.js';
 import { checkFormats, settings, type PropagationFormat } from './internal/config.js';
 import { active } from './internal/context.js';
 import { debug } from './internal/debug.js';
-import { checkTraceparent, checkTracestate, isB3SpanId, isB3TraceId, parseB3Single } from './internal/validate.js';
+import { link, SPAN_KEY } from './internal/linked-context.js';
+import { checkTraceparent, checkTracestate, CheckedSpanContext, hasValidIds, isB3SpanId, isB3TraceId, parseB3Single } from './internal/validate.js';
 
 /** Reads one header from a carrier. `keys` is optional. */
 export interface CarrierGetter<C = unknown> {
@@ -78,7 +80,6 @@ export function resetPropagationStats(): void {
   for (const key of Object.keys(stats) as (keyof PropagationStats)[]) stats[key] = 0;
 }
 
-const w3c = new W3CTraceContextPropagator();
 const baggage = new W3CBaggagePropagator();
 const b3Single = new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER });
 const b3Multi = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
@@ -187,16 +188,11 @@ function extractW3c(carrier: unknown, getter: CarrierGetter): Found {
     stats.invalidTracestate++;
   }
   // checkTraceparent has validated every field, so the span context is built from them directly
-  // rather than parsed a second time; injection goes through the OpenTelemetry propagator.
-  return {
-    ctx: trace.setSpanContext(ROOT_CONTEXT, {
-      traceId: traceparent.slice(3, 35),
-      spanId: traceparent.slice(36, 52),
-      traceFlags: parseInt(traceparent.slice(53, 55), 16),
-      traceState,
-      isRemote: true,
-    }),
-  };
+  // rather than parsed a second time.
+  const remote = trace.wrapSpanContext(
+    new CheckedSpanContext(traceparent.slice(3, 35), traceparent.slice(36, 52), parseInt(traceparent.slice(53, 55), 16), traceState, true),
+  );
+  return { ctx: link(ROOT_CONTEXT, SPAN_KEY, remote) };
 }
 
 function decision(sampling: string): Context {
@@ -296,15 +292,13 @@ export function extract<C = unknown>(carrier: C, options?: ExtractOptions<C>): C
   }
 }
 
-// B3 keeps a 64-bit trace id 64-bit on the way out; the propagator pads it to 128 bits on the way in.
+// B3 keeps a 64-bit trace id 64-bit on the way out; the extractor pads it to 128 bits on the way in.
 const PAD = '0000000000000000';
-let outerSetter: CarrierSetter = defaultSetter;
-const b3Setter: TextMapSetter<unknown> = {
-  set(carrier, key, value) {
-    if ((key === 'b3' || key === 'x-b3-traceid') && value.startsWith(PAD)) value = value.slice(16);
-    outerSetter.set(carrier, key, value);
-  },
-};
+const HEX_BYTE: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function b3TraceId(traceId: string): string {
+  return traceId.startsWith(PAD) ? traceId.slice(16) : traceId;
+}
 
 /**
  * Writes the context (default: the active one) into `carrier`: `traceparent` and `tracestate` (w3c),
@@ -319,21 +313,33 @@ const b3Setter: TextMapSetter<unknown> = {
 export function inject<C = unknown>(carrier: C, options?: InjectOptions<C>): void {
   try {
     const ctx = options?.context ?? active();
-    if (isTracingSuppressed(ctx) || carrier === null || typeof carrier !== 'object') return;
+    if (carrier === null || typeof carrier !== 'object' || isTracingSuppressed(ctx)) return;
     const setter = (options?.setter ?? defaultSetter) as CarrierSetter;
-    const formats = options?.formats ?? settings.inject;
-    for (const format of formats) {
-      if (format === 'w3c') w3c.inject(ctx, carrier, setter);
-      else {
-        outerSetter = setter;
-        try {
-          (format === 'b3' ? b3Single : b3Multi).inject(ctx, carrier, b3Setter);
-        } finally {
-          outerSetter = defaultSetter;
+    const sc = trace.getSpanContext(ctx);
+    // The headers are written here rather than by the OpenTelemetry propagators: the same fields, with
+    // the ids checked once for all formats.
+    if (sc !== undefined && hasValidIds(sc)) {
+      const flags = sc.traceFlags & 0xff;
+      const sampled = (flags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? '1' : '0';
+      // Debug came in as `d` (B3 single header) or `X-B3-Flags: 1`; it travels on as debug in either format.
+      const debugFlag = ctx.getValue(B3_DEBUG_FLAG_KEY);
+      const isDebug = debugFlag === 'd' || debugFlag === '1';
+      for (const format of options?.formats ?? settings.inject) {
+        if (format === 'w3c') {
+          setter.set(carrier, 'traceparent', `00-${sc.traceId}-${sc.spanId}-${HEX_BYTE[flags] as string}`);
+          const state = sc.traceState?.serialize();
+          if (state) setter.set(carrier, 'tracestate', state);
+        } else if (format === 'b3') {
+          setter.set(carrier, 'b3', `${b3TraceId(sc.traceId)}-${sc.spanId}-${isDebug ? 'd' : sampled}`);
+        } else {
+          setter.set(carrier, 'x-b3-traceid', b3TraceId(sc.traceId));
+          setter.set(carrier, 'x-b3-spanid', sc.spanId);
+          if (isDebug) setter.set(carrier, 'x-b3-flags', '1');
+          else setter.set(carrier, 'x-b3-sampled', sampled);
         }
       }
     }
-    baggage.inject(ctx, carrier, setter);
+    if (propagation.getBaggage(ctx) !== undefined) baggage.inject(ctx, carrier, setter);
   } catch (err) {
     stats.errors++;
     debug('inject failed: %o', err);

@@ -1,6 +1,5 @@
 import {
   createContextKey,
-  isSpanContextValid,
   ROOT_CONTEXT,
   trace,
   TraceFlags,
@@ -10,6 +9,7 @@ import {
   type Span,
   type SpanContext,
   type TimeInput,
+  type TraceState,
 } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
 import { CybSpan, type CodeLocation, type SpanKind } from './CybSpan.js';
@@ -17,6 +17,8 @@ import { hasSpanSubscribers, publishStart } from './internal/channel.js';
 import { settings } from './internal/config.js';
 import { active, runIn } from './internal/context.js';
 import { newSpanId, newTraceId, sampledByRatio } from './internal/ids.js';
+import { link, SPAN_KEY } from './internal/linked-context.js';
+import { CheckedSpanContext, hasValidIds } from './internal/validate.js';
 
 /** What `span()` and `startSpan()` record besides the name. */
 export interface SpanMeta {
@@ -59,9 +61,9 @@ function createSpan(name: string, meta: SpanMeta, parentCtx: Context, startTime:
   let traceId: string;
   let parentSpanId: string | undefined;
   let flags: number;
-  let traceState;
-  // Our own spans and validated remote parents need no second look; others (an OpenTelemetry SDK's) do.
-  if (parent !== undefined && (parentSpan instanceof CybSpan || isSpanContextValid(parent))) {
+  let traceState: TraceState | undefined;
+  // Our own spans need no second look; others (remote parents, an OpenTelemetry SDK's spans) do.
+  if (parent !== undefined && (parentSpan instanceof CybSpan || hasValidIds(parent))) {
     traceId = parent.traceId;
     parentSpanId = parent.spanId;
     flags = parent.traceFlags;
@@ -73,7 +75,7 @@ function createSpan(name: string, meta: SpanMeta, parentCtx: Context, startTime:
     flags = (sampled ? TraceFlags.SAMPLED : TraceFlags.NONE) | RANDOM_FLAG;
   }
   const recording = (flags & TraceFlags.SAMPLED) !== 0 && !isTracingSuppressed(parentCtx);
-  const spanContext = { traceId, spanId: newSpanId(), traceFlags: flags, traceState, isRemote: false };
+  const spanContext = new CheckedSpanContext(traceId, newSpanId(), flags, traceState, false);
   const s = new CybSpan(
     String(name),
     meta.kind ?? 'internal',
@@ -108,7 +110,7 @@ export function span<T>(name: string, meta: SpanMeta | undefined, fn: () => T): 
   const s = createSpan(name, meta ?? NO_META, parentCtx, undefined);
   let result: T;
   try {
-    result = runIn(trace.setSpan(parentCtx, s), fn);
+    result = runIn(link(parentCtx, SPAN_KEY, s), fn);
   } catch (err) {
     s.fail(err);
     s.end();
@@ -145,7 +147,7 @@ export function currentSpan(): Span | undefined {
 export function spanContextOf(ctx: Context | undefined): SpanContext | undefined {
   if (ctx === undefined) return undefined;
   const sc = trace.getSpanContext(ctx);
-  return sc !== undefined && isSpanContextValid(sc) ? sc : undefined;
+  return sc !== undefined && hasValidIds(sc) ? sc : undefined;
 }
 
 /** The root context: no span, no baggage. A consumer starts from it, not from whatever was active. */
@@ -158,7 +160,7 @@ export function activeContext(): Context {
 
 /** `ctx` (default: the active context) with `span` as its span. */
 export function contextWithSpan(span: Span, ctx?: Context): Context {
-  return trace.setSpan(ctx ?? active(), span);
+  return link(ctx ?? active(), SPAN_KEY, span);
 }
 
 /**

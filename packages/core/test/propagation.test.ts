@@ -250,3 +250,42 @@ describe('properties', () => {
     );
   });
 });
+
+describe('inject() of span contexts it did not make', () => {
+  const foreign = (traceId: string, spanId: string, traceFlags = 1): Context =>
+    trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags, isRemote: false });
+
+  it('writes an OpenTelemetry SDK span context with valid ids, flags as two hex digits', () => {
+    const out: Record<string, string> = {};
+    inject(out, { context: foreign(TRACE_ID, SPAN_ID, 0x13) });
+    assert.equal(out.traceparent, `00-${TRACE_ID}-${SPAN_ID}-13`);
+    assert.equal(out.b3, `${TRACE_ID}-${SPAN_ID}-1`);
+  });
+
+  const bad: [string, string, string][] = [
+    ['upper-case trace id', TRACE_ID.toUpperCase(), SPAN_ID],
+    ['all-zero trace id', '0'.repeat(32), SPAN_ID],
+    ['short span id', TRACE_ID, SPAN_ID.slice(1)],
+    ['non-hex span id', TRACE_ID, 'zz'.repeat(8)],
+  ];
+  for (const [what, traceId, spanId] of bad) {
+    it(`writes nothing for a ${what}`, () => {
+      const out: Record<string, string> = {};
+      inject(out, { context: foreign(traceId, spanId), formats: ['w3c', 'b3', 'b3multi'] });
+      assert.deepEqual(out, {});
+    });
+  }
+
+  it('forwards a debug request as debug in both B3 forms, whichever form it came in', () => {
+    for (const incoming of [{ b3: `${TRACE_ID}-${SPAN_ID}-d` }, { 'x-b3-traceid': TRACE_ID, 'x-b3-spanid': SPAN_ID, 'x-b3-flags': '1' }]) {
+      const parent = extract(incoming);
+      const child = startSpan('forward', { parent: parent ?? null });
+      const out: Record<string, string> = {};
+      inject(out, { context: contextWithSpan(child, parent), formats: ['b3', 'b3multi'] });
+      child.end();
+      assert.equal(out.b3, `${TRACE_ID}-${child.spanId}-d`);
+      assert.equal(out['x-b3-flags'], '1');
+      assert.equal(out['x-b3-sampled'], undefined);
+    }
+  });
+});

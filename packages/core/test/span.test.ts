@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { context, createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import {
   Collector,
   configure,
@@ -195,7 +196,7 @@ describe('startSpan()', () => {
     const parent = startSpan('ctx-parent', { parent: extract({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03', tracestate: 'a=1' }) ?? null });
     const first = parent.spanContext();
     assert.equal(parent.spanContext(), first);
-    assert.deepEqual(first, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: parent.spanId, traceFlags: 3, traceState: first.traceState, isRemote: false });
+    assert.deepEqual({ ...first }, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: parent.spanId, traceFlags: 3, traceState: first.traceState, isRemote: false });
     assert.equal(first.traceState?.get('a'), '1');
     const child = startSpan('ctx-child', { parent: contextWithSpan(parent) });
     assert.equal(child.spanContext().traceFlags, 3);
@@ -237,5 +238,61 @@ describe('sampling', () => {
     configure({ sampleRate: 0 });
     assert.equal(startSpan('never', { parent: null }).isRecording(), false);
     assert.throws(() => configure({ sampleRate: 2 }), RangeError);
+  });
+});
+
+describe('contexts', () => {
+  const KEY = createContextKey('cyb.test.key');
+  const OTHER = createContextKey('cyb.test.other');
+
+  it('keep what the parent context holds and follow the Context contract', () => {
+    const base = ROOT_CONTEXT.setValue(KEY, 'from the application');
+    const s = startSpan('ctx', { parent: null });
+    const ctx = contextWithSpan(s, base);
+    assert.equal(trace.getSpan(ctx), s);
+    assert.equal(ctx.getValue(KEY), 'from the application');
+    const more = ctx.setValue(OTHER, 2);
+    assert.equal(more.getValue(OTHER), 2);
+    assert.equal(ctx.getValue(OTHER), undefined, 'setValue leaves the context it was called on unchanged');
+    const without = more.deleteValue(KEY);
+    assert.equal(without.getValue(KEY), undefined);
+    assert.equal(more.getValue(KEY), 'from the application');
+    assert.equal(trace.getSpan(without), s);
+    assert.equal(trace.getSpan(trace.deleteSpan(ctx)), undefined);
+    assert.equal(trace.getSpan(ctx), s);
+    s.end();
+  });
+
+  it('are what the OpenTelemetry API sees as active', async () => {
+    const s = startSpan('ctx-api', { parent: null });
+    await withContext(contextWithSpan(s), async () => {
+      await sleep(1);
+      assert.equal(trace.getActiveSpan(), s);
+      assert.equal(context.active().getValue(KEY), undefined);
+    });
+    s.end();
+  });
+
+  it('read right through deep nesting, with every value set on the way', () => {
+    const depth = 200;
+    const seen: boolean[] = [];
+    let ctx = ROOT_CONTEXT.setValue(KEY, 'root');
+    const spans = [];
+    for (let i = 0; i < depth; i++) {
+      const s = startSpan(`level ${i}`, { parent: ctx });
+      spans.push(s);
+      ctx = contextWithSpan(s, ctx).setValue(OTHER, i);
+    }
+    for (let i = 1; i < depth; i++) seen.push(spans[i]?.parentSpanId === spans[i - 1]?.spanId);
+    assert.deepEqual(seen, new Array(depth - 1).fill(true));
+    assert.equal(trace.getSpan(ctx), spans[depth - 1]);
+    assert.equal(ctx.getValue(KEY), 'root');
+    assert.equal(ctx.getValue(OTHER), depth - 1);
+    const deleted = ctx.deleteValue(KEY);
+    let deeper = deleted;
+    for (let i = 0; i < 40; i++) deeper = deeper.setValue(OTHER, -i);
+    assert.equal(deeper.getValue(KEY), undefined, 'a deletion survives folding the chain');
+    assert.equal(deeper.getValue(OTHER), -39);
+    for (const s of spans) s.end();
   });
 });

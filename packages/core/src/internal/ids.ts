@@ -1,17 +1,21 @@
 import { randomFillSync } from 'node:crypto';
 
-// One random buffer refilled in bulk: a crypto call per id would dominate span creation.
+// One random buffer refilled in bulk and turned into hex at once: a crypto call, or even a hex
+// conversion, per id would dominate span creation. An id is a slice of that string.
 const POOL_SIZE = 4096;
 const pool = Buffer.allocUnsafe(POOL_SIZE);
-let offset = POOL_SIZE;
+let hexPool = '';
+let offset = POOL_SIZE * 2;
 
 function randomHex(bytes: number): string {
-  if (offset + bytes > POOL_SIZE) {
+  const chars = bytes * 2;
+  if (offset + chars > POOL_SIZE * 2) {
     randomFillSync(pool);
+    hexPool = pool.toString('hex');
     offset = 0;
   }
-  const hex = pool.toString('hex', offset, offset + bytes);
-  offset += bytes;
+  const hex = hexPool.slice(offset, offset + chars);
+  offset += chars;
   return hex;
 }
 

@@ -1,3 +1,5 @@
+import type { SpanContext, TraceState } from '@opentelemetry/api';
+
 // Spec checks that run before the OpenTelemetry propagators see a header, because those accept some
 // malformed input (an unanchored B3 pattern, lenient tracestate members).
 
@@ -96,4 +98,39 @@ export function parseB3Single(value: string): B3Single {
   if (sampling !== undefined && sampling !== '0' && sampling !== '1' && sampling !== 'd') return { kind: 'invalid' };
   if (parentId !== undefined && !isB3SpanId(parentId)) return { kind: 'invalid' };
   return { kind: 'context', traceId, spanId, sampling };
+}
+
+/**
+ * Lower-case hex of exactly `length` characters, not all zero: a W3C trace id (32) or span id (16).
+ * A loop over the characters, because this runs for every span and every inject.
+ */
+export function isHexId(id: unknown, length: number): boolean {
+  if (typeof id !== 'string' || id.length !== length) return false;
+  let nonZero = false;
+  for (let i = 0; i < length; i++) {
+    const c = id.charCodeAt(i);
+    if (c === 0x30) continue;
+    if (!((c > 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+    nonZero = true;
+  }
+  return nonZero;
+}
+
+/**
+ * A span context this package made, from fresh ids or from a header it has checked: its ids need no
+ * second look. Any other object with the same fields is checked character by character.
+ */
+export class CheckedSpanContext implements SpanContext {
+  constructor(
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly traceFlags: number,
+    readonly traceState: TraceState | undefined,
+    readonly isRemote: boolean,
+  ) {}
+}
+
+/** A span context whose ids can be written into a `traceparent` as they are. */
+export function hasValidIds(sc: { traceId: unknown; spanId: unknown }): boolean {
+  return sc instanceof CheckedSpanContext || (isHexId(sc.traceId, 32) && isHexId(sc.spanId, 16));
 }
