@@ -13,6 +13,12 @@ const MAGIC = '\u0000cyb1';
 const MAGIC_LENGTH = 5;
 const NEWLINE = 0x0a;
 const MAGIC_BYTES = Buffer.from(MAGIC, 'latin1');
+// A header value JSON must escape, or one that is not ASCII. (Control characters are the point here.)
+// eslint-disable-next-line no-control-regex
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
+// What sends a header to JSON.parse: an escape, or a control character JSON.parse would refuse.
+// eslint-disable-next-line no-control-regex
+const NOT_FLAT = /[\\\u0000-\u001f]/;
 
 /**
  * The longest envelope header a receiver reads, in bytes; a longer one makes the message "not an envelope".
@@ -49,8 +55,34 @@ function malformed<T extends string | Buffer>(message: T, why: string): Unwrappe
   return notEnvelope(message);
 }
 
+/**
+ * The header as written by `wrapEnvelope` (a flat object of strings without escapes, no white space)
+ * read with indexOf; undefined for anything else, which JSON.parse then reads.
+ */
+function parseFlatHeader(text: string): Record<string, string> | undefined {
+  if (text.charCodeAt(0) !== 0x7b /* { */ || text.charCodeAt(text.length - 1) !== 0x7d /* } */ || NOT_FLAT.test(text)) return undefined;
+  const headers: Record<string, string> = Object.create(null);
+  if (text.length === 2) return headers;
+  let at = 1;
+  for (;;) {
+    if (text.charCodeAt(at) !== 0x22) return undefined;
+    const keyEnd = text.indexOf('"', at + 1);
+    if (keyEnd < 0 || text.charCodeAt(keyEnd + 1) !== 0x3a /* : */ || text.charCodeAt(keyEnd + 2) !== 0x22) return undefined;
+    const valueEnd = text.indexOf('"', keyEnd + 3);
+    if (valueEnd < 0) return undefined;
+    const name = traceFieldName(text.slice(at + 1, keyEnd));
+    if (name !== undefined) headers[name] = text.slice(keyEnd + 3, valueEnd);
+    const next = text.charCodeAt(valueEnd + 1);
+    if (next === 0x7d) return valueEnd + 2 === text.length ? headers : undefined;
+    if (next !== 0x2c /* , */) return undefined;
+    at = valueEnd + 2;
+  }
+}
+
 /** The trace fields of a header, or undefined when the header is not a JSON object. */
 function parseHeader(text: string): Record<string, string> | undefined {
+  const flat = parseFlatHeader(text);
+  if (flat !== undefined) return flat;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -120,11 +152,22 @@ export function unwrapEnvelope<T extends string | Buffer>(message: T): Unwrapped
  * await plainClient.publish('orders', wrapEnvelope(JSON.stringify(order)));
  */
 export function wrapEnvelope<T extends string | Buffer>(payload: T, options: WrapEnvelopeOptions = {}): T {
-  const head = MAGIC + JSON.stringify(injectFields(options.context)) + '\n';
+  const fields = injectFields(options.context);
+  // The header as JSON.stringify would write it; values that are printable ASCII without `"` or `\`
+  // (every traceparent and b3, nearly every tracestate) go in as they are, any other through JSON.stringify.
+  let head = MAGIC + '{';
+  let ascii = true;
+  for (const name in fields) {
+    const value = fields[name] as string;
+    const plain = !NEEDS_ESCAPE.test(value);
+    if (!plain) ascii = false;
+    head += `${head.length === MAGIC_LENGTH + 1 ? '' : ','}"${name}":${plain ? `"${value}"` : JSON.stringify(value)}`;
+  }
+  head += '}\n';
   if (typeof payload === 'string') return (head + payload) as T;
-  const headLength = Buffer.byteLength(head, 'utf8');
+  const headLength = ascii ? head.length : Buffer.byteLength(head, 'utf8');
   const envelope = Buffer.allocUnsafe(headLength + payload.length);
-  envelope.write(head, 0, 'utf8');
+  envelope.write(head, 0, ascii ? 'latin1' : 'utf8');
   payload.copy(envelope, headLength);
   return envelope as T;
 }

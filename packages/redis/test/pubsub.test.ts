@@ -250,3 +250,61 @@ describe('unwrapEnvelope() / wrapEnvelope()', () => {
     }
   });
 });
+
+describe('envelope headers', () => {
+  // What JSON.parse makes of a header, keeping the names @cyb/core's inject writes: the reading the
+  // envelope format defines, whatever shortcut the reader takes for headers it wrote itself.
+  const NAMES = ['traceparent', 'tracestate', 'baggage', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
+  function byJsonParse(text: string): Record<string, string> | undefined {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+    const out: Record<string, string> = {};
+    for (const [key, field] of Object.entries(value)) {
+      if (NAMES.includes(key.toLowerCase()) && typeof field === 'string') out[key.toLowerCase()] = field;
+    }
+    return out;
+  }
+
+  it('reads every header as JSON.parse does, escapes, white space and odd shapes included', () => {
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const headers = [
+      `{"traceparent":"${tp}","b3":"0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1"}`,
+      `{ "traceparent" : "${tp}" }`,
+      `{"traceparent":"${tp}","tracestate":"k=a\\"b\\\\c"}`,
+      `{"trace\\u0070arent":"${tp}"}`,
+      `{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\t"}`,
+      `{"traceparent":"first","traceparent":"${tp}"}`,
+      `{"TraceParent":"${tp}","app":"kept out"}`,
+      `{"b3":"x"}trailing`,
+      `{"b3":"x",}`,
+      `{"b3":"x""b3":"y"}`,
+      `{"b3":1,"traceparent":"${tp}"}`,
+      `{"b3":"é"}`,
+      '{}',
+      '{"',
+    ];
+    for (const header of headers) {
+      const unwrapped = unwrapEnvelope(`\u0000cyb1${header}\npayload`);
+      assert.deepEqual(unwrapped.enveloped ? { ...unwrapped.headers } : undefined, byJsonParse(header), header);
+      assert.equal(unwrapped.payload, unwrapped.enveloped ? 'payload' : `\u0000cyb1${header}\npayload`);
+    }
+  });
+
+  it('writes a tracestate that needs escaping so that JSON.parse reads it back', () => {
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const incoming = unwrapEnvelope(`\u0000cyb1{"traceparent":"${tp}","tracestate":"k=a\\"b\\\\c,v=\u007e"}\n`);
+    assert.equal(incoming.headers?.tracestate, 'k=a"b\\c,v=~');
+    for (const payload of ['text', Buffer.from('bytes')]) {
+      const envelope = wrapEnvelope(payload, { context: incoming.context });
+      const text = Buffer.isBuffer(envelope) ? envelope.toString('utf8') : envelope;
+      const header = text.slice(5, text.indexOf('\n'));
+      assert.equal(byJsonParse(header)?.tracestate, 'k=a"b\\c,v=~');
+      assert.deepEqual(unwrapEnvelope(envelope).payload, payload);
+    }
+  });
+});

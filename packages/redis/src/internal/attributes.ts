@@ -11,21 +11,28 @@ export interface SpanSpec {
 }
 
 const MAX_CACHED = 1024;
-const specs = new Map<string, SpanSpec>();
+// Span specs by kind and operation, then by destination: no key is built per message.
+const specs = new Map<string, Map<string, SpanSpec>>();
+let cachedCount = 0;
 
-function cached(key: string, make: () => SpanSpec): SpanSpec {
-  let spec = specs.get(key);
+function cached(group: string, destination: string, make: () => SpanSpec): SpanSpec {
+  let byDestination = specs.get(group);
+  let spec = byDestination?.get(destination);
   if (spec === undefined) {
     spec = make();
     // Destinations are usually few; a program that makes one per message just stops being cached.
-    if (specs.size < MAX_CACHED) specs.set(key, spec);
+    if (cachedCount < MAX_CACHED) {
+      if (byDestination === undefined) specs.set(group, (byDestination = new Map()));
+      byDestination.set(destination, spec);
+      cachedCount++;
+    }
   }
   return spec;
 }
 
 /** PRODUCER span `<operation> <destination>` (`send` for XADD, `publish`, `spublish`). */
 export function producerSpec(verb: string, operation: string, destination: string): SpanSpec {
-  return cached(`p\0${operation}\0${destination}`, () => ({
+  return cached(operation, destination, () => ({
     name: `${verb} ${destination}`,
     attributes: producerAttributes(destination, operation),
   }));
@@ -33,7 +40,8 @@ export function producerSpec(verb: string, operation: string, destination: strin
 
 /** CONSUMER span `process <pattern or destination>`. */
 export function consumerSpec(destination: string, pattern: string | undefined): SpanSpec {
-  return cached(pattern === undefined ? `c\0${destination}` : `c\0${destination}\0${pattern}`, () => ({
+  // A pattern's specs are grouped under it; `\0` cannot start an ioredis command name.
+  return cached(pattern === undefined ? '\0' : `\0${pattern}`, destination, () => ({
     name: `process ${pattern ?? destination}`,
     attributes: consumerAttributes(destination, pattern),
   }));

@@ -28,9 +28,12 @@ export function traceFieldName(name: string): string | undefined {
   return NAMES.has(lower) ? lower : undefined;
 }
 
-/** Writes the trace fields of `context` (default: the active one) into a fresh record (null prototype). */
+/**
+ * Writes the trace fields of `context` (default: the active one) into a fresh record. A plain object:
+ * inject writes only the names above, and V8 keeps a prototype-less one in slower dictionary mode.
+ */
 export function injectFields(context: Context | undefined): Record<string, string> {
-  const carrier: Record<string, string> = Object.create(null);
+  const carrier: Record<string, string> = {};
   inject(carrier, { context });
   return carrier;
 }
