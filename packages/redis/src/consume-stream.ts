@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { contextWithSpan, startSpan, withContext } from '@cyb/core';
-import { consumerSpec, type Attributes } from './internal/attributes.js';
+import { consumerSpec } from './internal/attributes.js';
 import { debug } from './internal/debug.js';
 import { stats, tracingFailed } from './internal/stats.js';
 import { unwrapStreamFields, type UnwrappedStreamFields } from './stream-fields.js';
@@ -286,12 +286,15 @@ class Consumer<V extends string | Buffer> implements StreamConsumer {
     let span;
     let context;
     try {
-      entry = { stream, id, ...unwrapStreamFields(list as V[] | null) };
+      const { fields, fieldList, traceFields, context: parent } = unwrapStreamFields(list as V[] | null);
+      entry = { stream, id, fields, fieldList, traceFields, context: parent };
       const spec = consumerSpec(stream, undefined);
-      const attributes: Attributes = { ...spec.attributes, 'messaging.message.id': id };
-      if (group !== undefined) attributes['messaging.consumer.group.name'] = group;
-      span = startSpan(spec.name, { kind: 'consumer', parent: entry.context ?? null, attributes });
-      context = contextWithSpan(span, entry.context);
+      // The destination's attributes as they are, the entry's own added to the span's copy: an object
+      // spread per entry would cost more than both.
+      span = startSpan(spec.name, { kind: 'consumer', parent: parent ?? null, attributes: spec.attributes });
+      span.setAttribute('messaging.message.id', id);
+      if (group !== undefined) span.setAttribute('messaging.consumer.group.name', group);
+      context = contextWithSpan(span, parent);
     } catch (error) {
       tracingFailed('stream entry', error);
       entry ??= { stream, id, fields: Object.create(null), fieldList: [], traceFields: Object.create(null), context: undefined };

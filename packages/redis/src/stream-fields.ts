@@ -30,7 +30,8 @@ export interface UnwrappedStreamFields<V extends string | Buffer = string> {
  */
 export function unwrapStreamFields<V extends string | Buffer>(list: readonly V[] | null | undefined): UnwrappedStreamFields<V> {
   const fields: Record<string, V> = Object.create(null);
-  const traceFields: Record<string, string> = Object.create(null);
+  // Only the trace field names core writes ever become keys here, so a plain object is safe.
+  const traceFields: Record<string, string> = {};
   const fieldList: V[] = [];
   let traced = false;
   if (!Array.isArray(list)) return { fields, fieldList, traceFields, context: undefined };
