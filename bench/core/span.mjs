@@ -1,11 +1,11 @@
 // span() start + end + collect against the OpenTelemetry SDK doing the same work, in one process,
 // alternating rounds so both see the same machine state.
-import { context, propagation, trace, ROOT_CONTEXT } from '@opentelemetry/api';
+import { context, propagation, trace, ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { Collector, extract, inject, span } from '@cyb/core';
+import { Collector, contextWithSpan, extract, inject, span, startSpan, withContext } from '@cyb/core';
 import { measure, report } from '../lib/measure.mjs';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -68,9 +68,50 @@ const prop = await measure({
 });
 void propagation;
 
+// One message through a broker, both ends in this process: a PRODUCER span whose context is injected
+// into the message headers, then on the consumer side extract, a CONSUMER span child of it, and the
+// handler run with that span active. What every transport package does per message, minus the broker.
+const messageAttributes = { 'messaging.system': 'rabbitmq', 'messaging.destination.name': 'orders' };
+const message = await measure(
+  {
+    '@cyb/core, one message (Collector)': () => {
+      const producer = startSpan('publish orders', { kind: 'producer', parent: null, attributes: messageAttributes });
+      const headers = {};
+      inject(headers, { context: contextWithSpan(producer) });
+      producer.end();
+      const parent = extract(headers);
+      const consumer = startSpan('process orders', { kind: 'consumer', parent: parent ?? null, attributes: messageAttributes });
+      sink += withContext(contextWithSpan(consumer, parent), work);
+      consumer.end();
+    },
+    'OpenTelemetry SDK, one message (in-memory processor)': () => {
+      const producer = tracer.startSpan('publish orders', { kind: SpanKind.PRODUCER, attributes: messageAttributes }, ROOT_CONTEXT);
+      const headers = {};
+      otelPropagator.inject(trace.setSpan(ROOT_CONTEXT, producer), headers, setter);
+      producer.end();
+      const parent = otelPropagator.extract(ROOT_CONTEXT, headers, getter);
+      const consumer = tracer.startSpan('process orders', { kind: SpanKind.CONSUMER, attributes: messageAttributes }, parent);
+      sink += context.with(trace.setSpan(parent, consumer), work);
+      consumer.end();
+    },
+  },
+  {
+    before: (name) => {
+      if (name.startsWith('@cyb')) collector.start();
+    },
+    after: (name) => {
+      if (name.startsWith('@cyb')) {
+        collector.stop();
+        collector.clear();
+      } else memory.reset();
+    },
+  },
+);
+
 report('core', [
   { title: 'span() with the collector vs the OpenTelemetry SDK', results, baseline: 'OpenTelemetry SDK startActiveSpan + in-memory processor' },
   { title: 'span() with no subscriber vs a direct call', results: overhead, baseline: 'direct call', showOverheadNs: true },
   { title: 'propagation, inject + extract', results: prop, baseline: '@opentelemetry/core + propagator-b3 inject + extract' },
+  { title: 'one message: PRODUCER span, inject, extract, CONSUMER span active around the handler', results: message, baseline: 'OpenTelemetry SDK, one message (in-memory processor)' },
 ]);
 if (sink === -1) console.log(sink);
