@@ -27,17 +27,22 @@ const cases = {
     }),
 };
 
-const results = await measure(cases, {
-  before: (name) => {
-    if (name.startsWith('span()')) collector.start();
-  },
-  after: (name) => {
-    if (name.startsWith('span()')) {
-      collector.stop();
-      collector.clear();
-    } else memory.reset();
-  },
-});
+/** Rounds of cases named with `prefix` run with the Collector on; the others empty the SDK's memory after. */
+function collectorFor(prefix) {
+  return {
+    before: (name) => {
+      if (name.startsWith(prefix)) collector.start();
+    },
+    after: (name) => {
+      if (name.startsWith(prefix)) {
+        collector.stop();
+        collector.clear();
+      } else memory.reset();
+    },
+  };
+}
+
+const results = await measure(cases, collectorFor('span()'));
 
 // No subscriber: what span() adds to a direct call.
 const overhead = await measure({
@@ -95,17 +100,7 @@ const message = await measure(
       consumer.end();
     },
   },
-  {
-    before: (name) => {
-      if (name.startsWith('@cyb')) collector.start();
-    },
-    after: (name) => {
-      if (name.startsWith('@cyb')) {
-        collector.stop();
-        collector.clear();
-      } else memory.reset();
-    },
-  },
+  collectorFor('@cyb'),
 );
 
 report('core', [
