@@ -1,22 +1,37 @@
 import { randomFillSync } from 'node:crypto';
 
-// One random buffer refilled in bulk and turned into hex at once: a crypto call, or even a hex
-// conversion, per id would dominate span creation. An id is a slice of that string.
-const POOL_SIZE = 4096;
+// One random buffer refilled in bulk: a crypto call per id would dominate span creation.
+const POOL_SIZE = 16384;
 const pool = Buffer.allocUnsafe(POOL_SIZE);
-let hexPool = '';
-let offset = POOL_SIZE * 2;
+let offset = POOL_SIZE;
 
-function randomHex(bytes: number): string {
-  const chars = bytes * 2;
-  if (offset + chars > POOL_SIZE * 2) {
+// The two character codes of each byte in lower-case hex, and one reused array of codes per id length.
+const HEX_CODES = new Uint8Array(512);
+for (let i = 0; i < 256; i++) {
+  HEX_CODES[2 * i] = '0123456789abcdef'.charCodeAt(i >> 4);
+  HEX_CODES[2 * i + 1] = '0123456789abcdef'.charCodeAt(i & 15);
+}
+const codes16: number[] = new Array<number>(16).fill(0);
+const codes32: number[] = new Array<number>(32).fill(0);
+
+/**
+ * `bytes` random bytes as hex. Built with String.fromCharCode, which makes a flat string of its own:
+ * a slice of a longer hex string (cheaper by a little) would keep that whole string alive for as long
+ * as any one id of it is kept, by a Collector or by the application.
+ */
+function randomHex(bytes: 8 | 16): string {
+  if (offset + bytes > POOL_SIZE) {
     randomFillSync(pool);
-    hexPool = pool.toString('hex');
     offset = 0;
   }
-  const hex = hexPool.slice(offset, offset + chars);
-  offset += chars;
-  return hex;
+  const codes = bytes === 8 ? codes16 : codes32;
+  for (let i = 0; i < bytes; i++) {
+    const b = pool[offset + i] as number;
+    codes[2 * i] = HEX_CODES[2 * b] as number;
+    codes[2 * i + 1] = HEX_CODES[2 * b + 1] as number;
+  }
+  offset += bytes;
+  return String.fromCharCode.apply(null, codes);
 }
 
 const ZERO_TRACE = '0'.repeat(32);
