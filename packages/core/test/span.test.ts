@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { context, createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import {
   Collector,
   configure,
@@ -278,6 +279,26 @@ describe('contexts', () => {
       assert.equal(context.active().getValue(KEY), undefined);
     });
     s.end();
+  });
+
+  it('nest with OpenTelemetry SDK spans both ways, in one trace', () => {
+    const memory = new InMemorySpanExporter();
+    const tracer = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] }).getTracer('interop');
+    const outer = startSpan('ours, outside', { parent: null });
+    let inner: ReturnType<typeof startSpan> | undefined;
+    withContext(contextWithSpan(outer), () => {
+      tracer.startActiveSpan('sdk, in between', (sdkSpan) => {
+        inner = startSpan('ours, inside');
+        inner.end();
+        sdkSpan.end();
+      });
+    });
+    outer.end();
+    const [sdkSpan] = memory.getFinishedSpans();
+    assert.equal(sdkSpan?.spanContext().traceId, outer.traceId);
+    assert.equal(sdkSpan?.parentSpanContext?.spanId, outer.spanId);
+    assert.equal(inner?.traceId, outer.traceId);
+    assert.equal(inner?.parentSpanId, sdkSpan?.spanContext().spanId);
   });
 
   it('read right through deep nesting, with every value set on the way', () => {
