@@ -6,7 +6,7 @@ import {
   TraceFlags,
   type Context,
   type TextMapGetter,
-  } from '@opentelemetry/api';
+} from '@opentelemetry/api';
 import { isTracingSuppressed, TraceState, W3CBaggagePropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { SAMPLING_DECISION_KEY } from './span.js';

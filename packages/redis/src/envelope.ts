@@ -157,7 +157,7 @@ export function wrapEnvelope<T extends string | Buffer>(payload: T, options: Wra
   // (every traceparent and b3, nearly every tracestate) go in as they are, any other through JSON.stringify.
   let head = MAGIC + '{';
   let ascii = true;
-  for (const name in fields) {
+  for (const name of Object.keys(fields)) {
     const value = fields[name] as string;
     const plain = !NEEDS_ESCAPE.test(value);
     if (!plain) ascii = false;

@@ -138,7 +138,7 @@ function traceXadd(state: State, command: CommandLike): CybSpan | undefined {
     if (traceFieldName(text(args[i])) !== undefined) return span;
   }
   const fields = injectFields(contextWithSpan(span));
-  for (const name in fields) args.push(name, fields[name]);
+  for (const name of Object.keys(fields)) args.push(name, fields[name]);
   return span;
 }
 

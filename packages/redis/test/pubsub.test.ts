@@ -295,6 +295,21 @@ describe('envelope headers', () => {
     }
   });
 
+  it('writes only the trace fields into the header, whatever Object.prototype has been given', () => {
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const { context } = unwrapEnvelope(`\u0000cyb1{"traceparent":"${tp}"}\n`);
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.injected = 'from a polluted prototype';
+    try {
+      const text = wrapEnvelope('payload', { context });
+      const header = byJsonParse(text.slice(5, text.indexOf('\n')));
+      assert.deepEqual(Object.keys(JSON.parse(text.slice(5, text.indexOf('\n')))).sort(), ['b3', 'traceparent']);
+      assert.equal(header?.traceparent?.slice(0, 36), tp.slice(0, 36));
+    } finally {
+      delete proto.injected;
+    }
+  });
+
   it('writes a tracestate that needs escaping so that JSON.parse reads it back', () => {
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const incoming = unwrapEnvelope(`\u0000cyb1{"traceparent":"${tp}","tracestate":"k=a\\"b\\\\c,v=\u007e"}\n`);
