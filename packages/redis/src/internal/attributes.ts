@@ -11,18 +11,21 @@ export interface SpanSpec {
 }
 
 const MAX_CACHED = 1024;
-// Span specs by kind and operation, then by destination: no key is built per message.
-const specs = new Map<string, Map<string, SpanSpec>>();
+// Span specs by operation (producers) or by pattern, undefined for none (consumers), then by
+// destination: no key is built per message.
+type SpecTable<K> = Map<K, Map<string, SpanSpec>>;
+const producerSpecs: SpecTable<string> = new Map();
+const consumerSpecs: SpecTable<string | undefined> = new Map();
 let cachedCount = 0;
 
-function cached(group: string, destination: string, make: () => SpanSpec): SpanSpec {
-  let byDestination = specs.get(group);
+function cached<K>(table: SpecTable<K>, group: K, destination: string, make: () => SpanSpec): SpanSpec {
+  let byDestination = table.get(group);
   let spec = byDestination?.get(destination);
   if (spec === undefined) {
     spec = make();
     // Destinations are usually few; a program that makes one per message just stops being cached.
     if (cachedCount < MAX_CACHED) {
-      if (byDestination === undefined) specs.set(group, (byDestination = new Map()));
+      if (byDestination === undefined) table.set(group, (byDestination = new Map()));
       byDestination.set(destination, spec);
       cachedCount++;
     }
@@ -32,7 +35,7 @@ function cached(group: string, destination: string, make: () => SpanSpec): SpanS
 
 /** PRODUCER span `<operation> <destination>` (`send` for XADD, `publish`, `spublish`). */
 export function producerSpec(verb: string, operation: string, destination: string): SpanSpec {
-  return cached(operation, destination, () => ({
+  return cached(producerSpecs, operation, destination, () => ({
     name: `${verb} ${destination}`,
     attributes: producerAttributes(destination, operation),
   }));
@@ -40,8 +43,7 @@ export function producerSpec(verb: string, operation: string, destination: strin
 
 /** CONSUMER span `process <pattern or destination>`. */
 export function consumerSpec(destination: string, pattern: string | undefined): SpanSpec {
-  // A pattern's specs are grouped under it; `\0` cannot start an ioredis command name.
-  return cached(pattern === undefined ? '\0' : `\0${pattern}`, destination, () => ({
+  return cached(consumerSpecs, pattern, destination, () => ({
     name: `process ${pattern ?? destination}`,
     attributes: consumerAttributes(destination, pattern),
   }));
