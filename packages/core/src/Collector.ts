@@ -28,19 +28,36 @@ export interface CollectedTrace {
   spans: SpanRecord[];
 }
 
-// An entry of the recency list: least recently active at the head, most recent at the tail.
-// (A Map's insertion order would do the same, but finding its first live entry after many deletions
-// scans the deleted slots, which made eviction the most expensive step under a flood.)
-interface Entry {
-  traceId: string;
-  spans: SpanRecord[];
-  prev: Entry | undefined;
-  next: Entry | undefined;
-}
-
 function positiveInteger(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
   return value;
+}
+
+/**
+ * An ephemeral, bounded, in-memory store of finished spans grouped by trace id.
+ *
+ * @example
+ * const collector = new Collector({ maxTraces: 100 }).start();
+ * await handleRequest();
+ * const [first] = collector.traces();
+ */
+// The traces live in slots of parallel arrays, not in an object per trace. Each insert into a full
+// collector evicts the least recently active trace, and inside a busy process that trace's memory is
+// long out of the CPU cache. With a Map and an entry object per trace, an eviction touched five or six
+// scattered objects (about 2 µs per insert in a CPU profile of a traced HTTP server); here it reads
+// a few small typed arrays (recency links, hashes, the hash table) and never the evicted id or spans.
+// A slot holds the span itself while its trace has one, and an array from the second span on.
+const NONE = -1;
+const FIRST_CAPACITY = 64;
+
+/** A 32-bit hash of `id` under `seed`, over every character: trace ids arrive from the network. */
+function hashId(id: string, seed: number): number {
+  let h = seed;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return h >>> 0;
 }
 
 /**
@@ -55,9 +72,23 @@ export class Collector {
   readonly maxTraces: number;
   readonly maxSpansPerTrace: number;
   readonly sampleRate: number;
-  #traces = new Map<string, Entry>();
-  #head: Entry | undefined;
-  #tail: Entry | undefined;
+  // Per slot: trace id, spans, span count, hash, recency links (least recent at the head). Slots
+  // are added as traces arrive, doubling up to maxTraces; once full, the evicted slot is reused.
+  #ids: (string | undefined)[] = [];
+  #spans: (SpanRecord | SpanRecord[] | undefined)[] = [];
+  #counts = new Int32Array(0);
+  #hashes = new Uint32Array(0);
+  #prev = new Int32Array(0);
+  #next = new Int32Array(0);
+  #capacity = 0;
+  // Open addressing with linear probing: slot + 1 at each place, 0 when empty; never over half full.
+  #table = new Int32Array(0);
+  #mask = 0;
+  // Random per collector, so ids chosen to collide here cannot be prepared in advance.
+  readonly #seed = (Math.random() * 0x100000000) >>> 0;
+  #head = NONE;
+  #tail = NONE;
+  #traceCount = 0;
   #spanCount = 0;
   #evicted = 0;
   #dropped = 0;
@@ -94,83 +125,185 @@ export class Collector {
   add(span: SpanRecord): void {
     const traceId = span.traceId;
     if (this.sampleRate < 1 && !sampledByRatio(traceId, this.sampleRate)) {
-      if (!this.#sampledOutIds.has(traceId)) {
-        this.#sampledOut++;
-        this.#sampledOutIds.add(traceId);
-        if (this.#sampledOutRing.length < this.maxTraces) this.#sampledOutRing.push(traceId);
-        else {
-          this.#sampledOutIds.delete(this.#sampledOutRing[this.#ringIndex] as string);
-          this.#sampledOutRing[this.#ringIndex] = traceId;
-          this.#ringIndex = (this.#ringIndex + 1) % this.maxTraces;
-        }
-      }
+      this.#sampleOut(traceId);
       return;
     }
     // Spans of one trace tend to end together: the most recent trace needs no lookup.
-    const tail = this.#tail;
-    let entry = tail !== undefined && tail.traceId === traceId ? tail : this.#traces.get(traceId);
-    if (entry === undefined) {
-      // Most traces a process sees hold one or two spans: an array of one, not push's room for sixteen.
-      entry = { traceId, spans: [span], prev: tail, next: undefined };
-      this.#spanCount++;
-      this.#append(entry);
-      this.#traces.set(traceId, entry);
-      if (this.#traces.size > this.maxTraces) {
-        const oldest = this.#head as Entry;
-        this.#unlink(oldest);
-        this.#traces.delete(oldest.traceId);
-        this.#spanCount -= oldest.spans.length;
-        this.#evicted++;
+    let slot = this.#tail;
+    if (slot === NONE || this.#ids[slot] !== traceId) {
+      const hash = hashId(traceId, this.#seed);
+      slot = this.#find(traceId, hash);
+      if (slot === NONE) {
+        this.#insert(traceId, hash, span);
+        return;
       }
-      return;
-    } else if (entry !== this.#tail) {
-      this.#unlink(entry);
-      this.#append(entry);
+      this.#unlink(slot);
+      this.#append(slot);
     }
-    const spans = entry.spans;
-    if (spans.length >= this.maxSpansPerTrace) {
+    const count = this.#counts[slot] as number;
+    if (count >= this.maxSpansPerTrace) {
       this.#dropped++;
       return;
     }
-    spans.push(span);
+    const held = this.#spans[slot] as SpanRecord | SpanRecord[];
+    if (count === 1) this.#spans[slot] = [held as SpanRecord, span];
+    else (held as SpanRecord[]).push(span);
+    this.#counts[slot] = count + 1;
     this.#spanCount++;
   }
 
-  #append(entry: Entry): void {
-    entry.prev = this.#tail;
-    entry.next = undefined;
-    if (this.#tail) this.#tail.next = entry;
-    else this.#head = entry;
-    this.#tail = entry;
+  #sampleOut(traceId: string): void {
+    if (this.#sampledOutIds.has(traceId)) return;
+    this.#sampledOut++;
+    this.#sampledOutIds.add(traceId);
+    if (this.#sampledOutRing.length < this.maxTraces) this.#sampledOutRing.push(traceId);
+    else {
+      this.#sampledOutIds.delete(this.#sampledOutRing[this.#ringIndex] as string);
+      this.#sampledOutRing[this.#ringIndex] = traceId;
+      this.#ringIndex = (this.#ringIndex + 1) % this.maxTraces;
+    }
   }
 
-  #unlink(entry: Entry): void {
-    if (entry.prev) entry.prev.next = entry.next;
-    else this.#head = entry.next;
-    if (entry.next) entry.next.prev = entry.prev;
-    else this.#tail = entry.prev;
-    entry.prev = entry.next = undefined;
+  /** The slot holding `traceId`, or NONE. */
+  #find(traceId: string, hash: number): number {
+    const table = this.#table;
+    const mask = this.#mask;
+    if (mask === 0) return NONE;
+    for (let place = hash & mask; ; place = (place + 1) & mask) {
+      const held = table[place] as number;
+      if (held === 0) return NONE;
+      const slot = held - 1;
+      if (this.#hashes[slot] === hash && this.#ids[slot] === traceId) return slot;
+    }
+  }
+
+  /** Starts a trace with its first span, evicting the least recently active one when full. */
+  #insert(traceId: string, hash: number, span: SpanRecord): void {
+    let slot: number;
+    if (this.#traceCount < this.#capacity) {
+      slot = this.#traceCount;
+    } else if (this.#capacity < this.maxTraces) {
+      this.#grow();
+      slot = this.#traceCount;
+    } else {
+      slot = this.#head;
+      this.#unlink(slot);
+      this.#removeFromTable(slot);
+      this.#spanCount -= this.#counts[slot] as number;
+      this.#traceCount--;
+      this.#evicted++;
+    }
+    this.#ids[slot] = traceId;
+    this.#spans[slot] = span;
+    this.#counts[slot] = 1;
+    this.#hashes[slot] = hash;
+    this.#append(slot);
+    this.#placeInTable(slot, hash);
+    this.#traceCount++;
+    this.#spanCount++;
+  }
+
+  #placeInTable(slot: number, hash: number): void {
+    const table = this.#table;
+    const mask = this.#mask;
+    let place = hash & mask;
+    while (table[place] !== 0) place = (place + 1) & mask;
+    table[place] = slot + 1;
+  }
+
+  /** Takes a slot out of the table, moving later entries of its probe run back (no tombstones). */
+  #removeFromTable(slot: number): void {
+    const table = this.#table;
+    const mask = this.#mask;
+    let place = (this.#hashes[slot] as number) & mask;
+    while (table[place] !== slot + 1) place = (place + 1) & mask;
+    let gap = place;
+    for (let next = (gap + 1) & mask; table[next] !== 0; next = (next + 1) & mask) {
+      const held = table[next] as number;
+      const home = (this.#hashes[held - 1] as number) & mask;
+      // The entry at `next` may fill the gap unless its home lies cyclically in (gap, next].
+      if (next > gap ? home <= gap || home > next : home <= gap && home > next) {
+        table[gap] = held;
+        gap = next;
+      }
+    }
+    table[gap] = 0;
+  }
+
+  #grow(): void {
+    const capacity = Math.min(this.maxTraces, Math.max(FIRST_CAPACITY, this.#capacity * 2));
+    const copy = <T extends Int32Array | Uint32Array>(from: T, to: T, fill?: number): T => {
+      if (fill !== undefined) to.fill(fill);
+      to.set(from);
+      return to;
+    };
+    this.#counts = copy(this.#counts, new Int32Array(capacity));
+    this.#hashes = copy(this.#hashes, new Uint32Array(capacity));
+    this.#prev = copy(this.#prev, new Int32Array(capacity), NONE);
+    this.#next = copy(this.#next, new Int32Array(capacity), NONE);
+    this.#capacity = capacity;
+    let size = 16;
+    while (size < capacity * 2) size *= 2;
+    if (size !== this.#table.length) {
+      this.#table = new Int32Array(size);
+      this.#mask = size - 1;
+      for (let slot = 0; slot < this.#traceCount; slot++) this.#placeInTable(slot, this.#hashes[slot] as number);
+    }
+  }
+
+  #append(slot: number): void {
+    const tail = this.#tail;
+    this.#prev[slot] = tail;
+    this.#next[slot] = NONE;
+    if (tail === NONE) this.#head = slot;
+    else this.#next[tail] = slot;
+    this.#tail = slot;
+  }
+
+  #unlink(slot: number): void {
+    const prev = this.#prev[slot] as number;
+    const next = this.#next[slot] as number;
+    if (prev === NONE) this.#head = next;
+    else this.#next[prev] = next;
+    if (next === NONE) this.#tail = prev;
+    else this.#prev[next] = prev;
+  }
+
+  #sortedSpans(slot: number): SpanRecord[] {
+    const held = this.#spans[slot] as SpanRecord | SpanRecord[];
+    const spans = Array.isArray(held) ? [...held] : [held];
+    return spans.sort((a, b) => a.timestamp - b.timestamp);
   }
 
   /** The traces held, least recently active first, each with its spans sorted by start time. */
   traces(): CollectedTrace[] {
     const out: CollectedTrace[] = [];
-    for (let e = this.#head; e !== undefined; e = e.next) {
-      out.push({ traceId: e.traceId, spans: [...e.spans].sort((a, b) => a.timestamp - b.timestamp) });
+    for (let slot = this.#head; slot !== NONE; slot = this.#next[slot] as number) {
+      out.push({ traceId: this.#ids[slot] as string, spans: this.#sortedSpans(slot) });
     }
     return out;
   }
 
   /** The spans of one trace, or undefined. */
   trace(traceId: string): SpanRecord[] | undefined {
-    const entry = this.#traces.get(traceId);
-    return entry && [...entry.spans].sort((a, b) => a.timestamp - b.timestamp);
+    if (typeof traceId !== 'string') return undefined;
+    const slot = this.#find(traceId, hashId(traceId, this.#seed));
+    return slot === NONE ? undefined : this.#sortedSpans(slot);
   }
 
   /** Forgets all traces and resets the counters. */
   clear(): void {
-    this.#traces.clear();
-    this.#head = this.#tail = undefined;
+    this.#ids = [];
+    this.#spans = [];
+    this.#counts = new Int32Array(0);
+    this.#hashes = new Uint32Array(0);
+    this.#prev = new Int32Array(0);
+    this.#next = new Int32Array(0);
+    this.#capacity = 0;
+    this.#table = new Int32Array(0);
+    this.#mask = 0;
+    this.#head = this.#tail = NONE;
+    this.#traceCount = 0;
     this.#sampledOutIds.clear();
     this.#sampledOutRing = [];
     this.#ringIndex = 0;
@@ -182,7 +315,7 @@ export class Collector {
 
   stats(): CollectorStats {
     return {
-      traces: this.#traces.size,
+      traces: this.#traceCount,
       spans: this.#spanCount,
       evictedTraces: this.#evicted,
       droppedSpans: this.#dropped,

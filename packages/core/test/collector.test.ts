@@ -85,6 +85,66 @@ describe('Collector', () => {
     assert.throws(() => new Collector({ sampleRate: -1 }), RangeError);
   });
 
+  it('matches a plain least-recently-active model under random traffic, across growth and eviction', () => {
+    // A Map re-inserted on every activity is the reference: its iteration order is recency order.
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    // Ids a network could send: hex, upper case, short, empty, long, and near neighbours.
+    const pool = Array.from({ length: 300 }, (_, i) => {
+      if (i % 50 === 0) return '';
+      if (i % 7 === 0) return `trace-${i}`;
+      if (i % 11 === 0) return 'f'.repeat(31) + (i % 10).toString() + 'x'.repeat(i);
+      return i.toString(16).padStart(32, i % 3 === 0 ? 'A' : '0');
+    });
+    for (const [maxTraces, maxSpansPerTrace] of [[1, 1], [2, 3], [3, 2], [63, 4], [64, 5], [65, 3], [130, 2], [1000, 50]] as const) {
+      const c = new Collector({ maxTraces, maxSpansPerTrace });
+      const model = new Map<string, string[]>();
+      let evicted = 0;
+      let dropped = 0;
+      let held = 0;
+      for (let step = 0; step < 6000; step++) {
+        // Favour a few hot ids so traces are re-activated, not only evicted.
+        const traceId = pool[random(4) === 0 ? random(8) : random(pool.length)] as string;
+        const spanId = step.toString(16).padStart(16, '0');
+        c.add({ ...endedRoot(), traceId, spanId, timestamp: step });
+        const spans = model.get(traceId);
+        if (spans === undefined) {
+          model.set(traceId, [spanId]);
+          held++;
+          if (model.size > maxTraces) {
+            const [oldest, oldSpans] = model.entries().next().value as [string, string[]];
+            model.delete(oldest);
+            held -= oldSpans.length;
+            evicted++;
+          }
+          continue;
+        }
+        model.delete(traceId);
+        model.set(traceId, spans);
+        if (spans.length >= maxSpansPerTrace) dropped++;
+        else {
+          spans.push(spanId);
+          held++;
+        }
+      }
+      const label = `maxTraces ${maxTraces}`;
+      assert.deepEqual(
+        c.traces().map((t) => [t.traceId, t.spans.map((s) => s.spanId)]),
+        [...model].map(([id, spans]) => [id, spans]),
+        label,
+      );
+      assert.deepEqual(c.stats(), { traces: model.size, spans: held, evictedTraces: evicted, droppedSpans: dropped, sampledOut: 0 }, label);
+      for (const id of pool) assert.deepEqual(c.trace(id)?.map((s) => s.spanId), model.get(id), `${label}, trace ${JSON.stringify(id)}`);
+      c.clear();
+      assert.equal(c.trace(pool[1] as string), undefined);
+      c.add({ ...endedRoot(), traceId: pool[1] as string });
+      assert.deepEqual(c.stats(), { traces: 1, spans: 1, evictedTraces: 0, droppedSpans: 0, sampledOut: 0 }, `${label}, after clear`);
+    }
+  });
+
   it('stays bounded under a flood of 200,000 spans', () => {
     const c = new Collector().start();
     for (let i = 0; i < 200_000; i++) startSpan('flood', { parent: null }).end();
