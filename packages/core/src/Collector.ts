@@ -127,6 +127,7 @@ export class Collector {
   /** Adds one finished span, from this process or decoded from another (OTLP). */
   add(span: SpanRecord): void {
     const traceId = span.traceId;
+    if (typeof traceId !== 'string') throw new TypeError(`span.traceId must be a string, got ${typeof traceId}`);
     if (this.sampleRate < 1 && !sampledByRatio(traceId, this.sampleRate)) {
       this.#sampleOut(traceId);
       return;

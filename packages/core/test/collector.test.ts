@@ -79,10 +79,13 @@ describe('Collector', () => {
     assert.deepEqual(c.stats(), { traces: 0, spans: 0, evictedTraces: 0, droppedSpans: 0, sampledOut: 0 });
   });
 
-  it('rejects nonsense limits at construction', () => {
+  it('rejects nonsense limits at construction, and a span without a string trace id', () => {
     assert.throws(() => new Collector({ maxTraces: 0 }), RangeError);
     assert.throws(() => new Collector({ maxSpansPerTrace: 1.5 }), RangeError);
     assert.throws(() => new Collector({ sampleRate: -1 }), RangeError);
+    const c = new Collector();
+    assert.throws(() => c.add({ ...endedRoot(), traceId: undefined as unknown as string }), /traceId must be a string, got undefined/);
+    assert.deepEqual(c.stats().traces, 0);
   });
 
   it('matches a plain least-recently-active model under random traffic, across growth and eviction', () => {
