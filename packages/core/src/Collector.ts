@@ -63,6 +63,12 @@ function hashId(id: string, seed: number): number {
   return h >>> 0;
 }
 
+/** `to` holding `from`'s values at its start. */
+function widened<T extends Int32Array | Uint32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
 /**
  * An ephemeral, bounded, in-memory store of finished spans grouped by trace id.
  *
@@ -83,7 +89,6 @@ export class Collector {
   #hashes = new Uint32Array(0);
   #prev = new Int32Array(0);
   #next = new Int32Array(0);
-  #capacity = 0;
   // Open addressing with linear probing: slot + 1 at each place, 0 when empty; never over half full.
   #table = new Int32Array(0);
   #mask = 0;
@@ -184,9 +189,10 @@ export class Collector {
   /** Starts a trace with its first span, evicting the least recently active one when full. */
   #insert(traceId: string, hash: number, span: SpanRecord): void {
     let slot: number;
-    if (this.#traceCount < this.#capacity) {
+    const capacity = this.#counts.length;
+    if (this.#traceCount < capacity) {
       slot = this.#traceCount;
-    } else if (this.#capacity < this.maxTraces) {
+    } else if (capacity < this.maxTraces) {
       this.#grow();
       slot = this.#traceCount;
     } else {
@@ -235,17 +241,12 @@ export class Collector {
   }
 
   #grow(): void {
-    const capacity = Math.min(this.maxTraces, Math.max(FIRST_CAPACITY, this.#capacity * 2));
-    const copy = <T extends Int32Array | Uint32Array>(from: T, to: T, fill?: number): T => {
-      if (fill !== undefined) to.fill(fill);
-      to.set(from);
-      return to;
-    };
-    this.#counts = copy(this.#counts, new Int32Array(capacity));
-    this.#hashes = copy(this.#hashes, new Uint32Array(capacity));
-    this.#prev = copy(this.#prev, new Int32Array(capacity), NONE);
-    this.#next = copy(this.#next, new Int32Array(capacity), NONE);
-    this.#capacity = capacity;
+    const capacity = Math.min(this.maxTraces, Math.max(FIRST_CAPACITY, this.#counts.length * 2));
+    // A slot's links are written by #append before anything reads them: no fill needed.
+    this.#counts = widened(this.#counts, new Int32Array(capacity));
+    this.#hashes = widened(this.#hashes, new Uint32Array(capacity));
+    this.#prev = widened(this.#prev, new Int32Array(capacity));
+    this.#next = widened(this.#next, new Int32Array(capacity));
     let size = 16;
     while (size < capacity * 2) size *= 2;
     if (size !== this.#table.length) {
@@ -303,7 +304,6 @@ export class Collector {
     this.#hashes = new Uint32Array(0);
     this.#prev = new Int32Array(0);
     this.#next = new Int32Array(0);
-    this.#capacity = 0;
     this.#table = new Int32Array(0);
     this.#mask = 0;
     this.#head = this.#tail = NONE;
