@@ -23,9 +23,10 @@ function runVariant(script, args) {
 
 /**
  * Measures every variant `rounds` times (`argsOf(variant)` gives the script's arguments), prints a line
- * per round and the table, and returns the table's rows.
+ * per round and the table, and returns the table's rows. Ratios are to `baseOf(variant)`, by default
+ * the variant named plain.
  */
-export async function rotatingRounds({ script, variants, rounds, argsOf, title }) {
+export async function rotatingRounds({ script, variants, rounds, argsOf, title, baseOf = () => 'plain' }) {
   const results = Object.fromEntries(variants.map((v) => [v, []]));
   const cpu = Object.fromEntries(variants.map((v) => [v, []]));
   for (let r = 0; r < rounds; r++) {
@@ -40,12 +41,15 @@ export async function rotatingRounds({ script, variants, rounds, argsOf, title }
     console.log(`round ${r + 1}: ${line.join(', ')}`);
   }
   console.log(`\n${title}`);
-  console.log('| variant | median msg/s | min | max | ratio to plain (paired median) | CPU µs/msg (median) |');
+  const bases = new Set(variants.map(baseOf));
+  const against = bases.size === 1 ? [...bases][0] : 'its plain variant';
+  console.log(`| variant | median msg/s | min | max | ratio to ${against} (paired median) | CPU µs/msg (median) |`);
   console.log('|---|---:|---:|---:|---:|---:|');
   const rows = [];
   for (const v of variants) {
     const xs = results[v];
-    const ratio = median(xs.map((x, i) => x / results.plain[i]));
+    const base = results[baseOf(v)];
+    const ratio = median(xs.map((x, i) => x / base[i]));
     const row = { variant: v, perSecond: Math.round(median(xs)), min: Math.min(...xs), max: Math.max(...xs), ratio: Number(ratio.toFixed(3)), cpuUsPerMessage: median(cpu[v]) };
     rows.push(row);
     console.log(`| ${v} | ${row.perSecond} | ${row.min} | ${row.max} | ${ratio.toFixed(3)} | ${row.cpuUsPerMessage.toFixed(1)} |`);
