@@ -33,6 +33,12 @@ const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const require = createRequire(import.meta.url);
 
 let traceChannel = (ch) => ch;
+/** No tracing: `sendToQueue` sends a fresh copy of `fixed` as every message's headers, as an application's own would be. */
+const sendingHeaders = (fixed) => (ch) => {
+  const sendToQueue = ch.sendToQueue.bind(ch);
+  ch.sendToQueue = (queue, content, options) => sendToQueue(queue, content, { ...options, headers: { ...fixed } });
+  return ch;
+};
 let finish = async () => ({});
 
 if (variant === 'cyb' || variant === 'cyb-w3c' || variant === 'cyb-collector') {
@@ -59,21 +65,12 @@ if (variant === 'cyb' || variant === 'cyb-w3c' || variant === 'cyb-collector') {
   instrumentation.setTracerProvider(sdk.provider);
   finish = sdk.finish;
 } else if (variant === 'headers') {
-  const fixed = {
+  traceChannel = sendingHeaders({
     traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
     b3: '0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1',
-  };
-  traceChannel = (ch) => {
-    const sendToQueue = ch.sendToQueue.bind(ch);
-    ch.sendToQueue = (queue, content, options) => sendToQueue(queue, content, { ...options, headers: { ...fixed } });
-    return ch;
-  };
+  });
 } else if (variant === 'small-header') {
-  traceChannel = (ch) => {
-    const sendToQueue = ch.sendToQueue.bind(ch);
-    ch.sendToQueue = (queue, content, options) => sendToQueue(queue, content, { ...options, headers: { 'x-s': '12345678' } });
-    return ch;
-  };
+  traceChannel = sendingHeaders({ 'x-s': '12345678' });
 } else if (variant !== 'plain') {
   console.error(`unknown variant ${variant}`);
   process.exit(2);
