@@ -1,12 +1,13 @@
 // Side by side, in one run: plain amqplib, traceChannel (spans to a counting subscriber, the same
-// writing W3C headers only, and spans to a Collector), and amqplib with OpenTelemetry's instrumentation and a BatchSpanProcessor; plus
-// 'headers', plain amqplib carrying fixed trace headers (what carrying them alone costs), and
-// 'small-header', one short header that keeps the message's property block under 64 bytes. The +app
-// variants publish messages with an application's usual properties (appId, type), which put the
-// property block over 64 bytes before any trace header, each against plain amqplib doing the same.
-// See variant.mjs for each setup.
-// Every measurement is a fresh process (variant.mjs); the order rotates each round
-// so drift on a shared machine (the broker, other processes) spreads over all of them.
+// writing W3C headers only, and spans to a Collector), and amqplib with OpenTelemetry's instrumentation
+// and a BatchSpanProcessor; plus 'headers', plain amqplib carrying fixed trace headers (what carrying
+// them alone costs), 'small-header', one short header that keeps the message's property block under
+// 64 bytes, and 'floor', one fixed traceparent with the consumer inside AsyncLocalStorage (the least
+// any tracer meeting the propagation points costs). The +app variants publish messages with an
+// application's usual properties (appId, type), which put the property block over 64 bytes before any
+// trace header, each against plain amqplib doing the same.
+// See variant.mjs for each setup. Every measurement is a fresh process (variant.mjs); the order rotates
+// each round so drift on a shared machine (the broker, other processes) spreads over all of them.
 //
 //   node bench/amqp/run.mjs [rounds=5] [messages=20000]
 //
@@ -18,7 +19,20 @@ import { rotatingRounds, saveResults } from '../lib/rounds.mjs';
 
 const rounds = Number(process.argv[2] ?? 5);
 const messages = Number(process.argv[3] ?? 20_000);
-const variants = ['plain', 'headers', 'small-header', 'cyb', 'cyb-w3c', 'cyb-collector', 'otel', 'plain+app', 'cyb-collector+app', 'otel+app'];
+const variants = [
+  'plain',
+  'headers',
+  'small-header',
+  'floor',
+  'cyb',
+  'cyb-w3c',
+  'cyb-collector',
+  'otel',
+  'plain+app',
+  'floor+app',
+  'cyb-collector+app',
+  'otel+app',
+];
 const script = fileURLToPath(new URL('./variant.mjs', import.meta.url));
 
 const rows = await rotatingRounds({

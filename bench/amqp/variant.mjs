@@ -1,12 +1,15 @@
 // One measurement in a process of its own: publish N messages of ~100 bytes through RabbitMQ on one
 // connection while a consumer on the same connection acks each one; prints one JSON line.
 //
-//   node bench/amqp/variant.mjs <plain|headers|small-header|cyb|cyb-w3c|cyb-collector|otel>[+app] [messages]
+//   node bench/amqp/variant.mjs <plain|headers|small-header|floor|cyb|cyb-w3c|cyb-collector|otel>[+app] [messages]
 //
 // plain: amqplib as is. headers: amqplib publishing a fixed traceparent and b3 header with every
 //        message and no tracing at all (what carrying the context alone costs: amqplib's table codec,
 //        and RabbitMQ's handling of a larger property block). small-header: plain amqplib with one
 //        8-character header, which keeps each message's property block under 64 bytes (54 at most).
+// floor: the least any tracer meeting the propagation points does, with no tracer at all: one
+//        fixed traceparent header on every message, and the consume callback run inside
+//        AsyncLocalStorage.run() with that header's value as the store. No spans, nothing recorded.
 // cyb:   traceChannel on both channels; finished spans go to one onSpanEnd subscriber that counts them
 //        (the counterpart of the otel variant's exporter). cyb-collector: the same, spans kept by a
 //        default Collector (1000 traces, least recently active evicted: here it evicts constantly).
@@ -69,6 +72,16 @@ if (variant === 'cyb' || variant === 'cyb-w3c' || variant === 'cyb-collector') {
     traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
     b3: '0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1',
   });
+} else if (variant === 'floor') {
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const als = new AsyncLocalStorage();
+  const withHeader = sendingHeaders({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+  traceChannel = (ch) => {
+    const consume = ch.consume.bind(ch);
+    ch.consume = (queue, onMessage, options) =>
+      consume(queue, (msg) => (msg === null ? onMessage(msg) : als.run(msg.properties.headers?.traceparent, onMessage, msg)), options);
+    return withHeader(ch);
+  };
 } else if (variant === 'small-header') {
   traceChannel = sendingHeaders({ 'x-s': '12345678' });
 } else if (variant !== 'plain') {

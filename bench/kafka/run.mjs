@@ -1,6 +1,7 @@
 // Side by side, in one run: plain kafkajs, traceProducer + traceConsumer (W3C + B3, and W3C only),
-// kafkajs with OpenTelemetry's instrumentation, and 'headers' (plain kafkajs carrying fixed trace
-// headers: the codec's share). Every measurement is a fresh process (variant.mjs); the order rotates
+// kafkajs with OpenTelemetry's instrumentation, 'headers' (plain kafkajs carrying fixed trace
+// headers: the codec's share) and 'floor' (one fixed traceparent, handlers inside AsyncLocalStorage:
+// what any tracer meeting the propagation points costs at least). Every measurement is a fresh process (variant.mjs); the order rotates
 // each round so drift on a shared machine (the broker, other processes) spreads over all of them.
 //
 //   KAFKA_BROKERS=host:port node bench/kafka/run.mjs [rounds=5] [messages=20000] [modes=eachMessage,eachBatch]
@@ -19,7 +20,7 @@ if (!process.env.KAFKA_BROKERS) {
 const rounds = Number(process.argv[2] ?? 5);
 const messages = Number(process.argv[3] ?? 20_000);
 const modes = (process.argv[4] ?? 'eachMessage,eachBatch').split(',');
-const variants = ['plain', 'headers', 'cyb', 'cyb-w3c', 'otel'];
+const variants = ['plain', 'headers', 'floor', 'cyb', 'cyb-w3c', 'otel'];
 const script = fileURLToPath(new URL('./variant.mjs', import.meta.url));
 
 const out = { suite: 'kafka', node: process.version, date: new Date().toISOString(), rounds, messages, modes: {} };

@@ -1,11 +1,14 @@
 // One measurement in a process of its own: produce N messages of ~100 bytes to a fresh topic, 100 per
 // send, while a consumer group member takes them in; prints one JSON line.
 //
-//   node bench/kafka/variant.mjs <plain|headers|cyb|cyb-w3c|otel> <eachMessage|eachBatch> [messages]
+//   node bench/kafka/variant.mjs <plain|headers|floor|cyb|cyb-w3c|otel> <eachMessage|eachBatch> [messages]
 //
 // plain:   kafkajs as is.
 // headers: kafkajs carrying a fixed traceparent and b3 header on every message, no tracing at all
 //          (what carrying the context alone costs: kafkajs's record codec).
+// floor:   the least any tracer meeting the issue's propagation points does, with no tracer at all: one
+//          fixed traceparent header on every message, and each message handled inside
+//          AsyncLocalStorage.run() with that header's value as the store. No spans, nothing recorded.
 // cyb:     traceProducer and traceConsumer, spans kept by a Collector; W3C and B3 headers (the default).
 // cyb-w3c: the same writing W3C headers only (`formats: ['w3c']`): one header less per message.
 // otel:    @opentelemetry/instrumentation-kafkajs with a BasicTracerProvider and a BatchSpanProcessor,
@@ -36,6 +39,7 @@ if (mode !== 'eachMessage' && mode !== 'eachBatch') {
 let traceProducer = (p) => p;
 let traceConsumer = (c) => c;
 let extraHeaders;
+let inContext = (message, fn) => fn();
 let finish = async () => ({});
 
 if (variant === 'cyb' || variant === 'cyb-w3c') {
@@ -57,6 +61,11 @@ if (variant === 'cyb' || variant === 'cyb-w3c') {
     traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
     b3: '0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1',
   };
+} else if (variant === 'floor') {
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const als = new AsyncLocalStorage();
+  extraHeaders = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+  inContext = (message, fn) => als.run(message.headers?.traceparent, fn);
 } else if (variant !== 'plain') {
   console.error(`unknown variant ${variant}`);
   process.exit(2);
@@ -93,13 +102,15 @@ const join = new Promise((resolve) => {
 consumer.on(consumer.events.GROUP_JOIN, () => joined());
 await consumer.run(
   mode === 'eachMessage'
-    ? { eachMessage: async () => seen() }
+    ? { eachMessage: async ({ message }) => inContext(message, seen) }
     : {
         eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
           for (const message of batch.messages) {
-            seen();
-            resolveOffset(message.offset);
-            await heartbeat();
+            await inContext(message, async () => {
+              seen();
+              resolveOffset(message.offset);
+              await heartbeat();
+            });
           }
         },
       },

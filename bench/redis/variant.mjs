@@ -1,7 +1,7 @@
 // One measurement in a process of its own: send N messages of 100 bytes through Redis while a second
 // connection takes them in; prints one JSON line.
 //
-//   node bench/redis/variant.mjs <plain|carrier|spans|cyb|cyb-commands|otel> <pubsub|streams> [messages]
+//   node bench/redis/variant.mjs <plain|carrier|floor|spans|cyb|cyb-commands|otel> <pubsub|streams> [messages]
 //
 // pubsub:  PUBLISH on one connection, a `messageBuffer` listener on a subscribed second connection.
 // streams: XADD on one connection, XREAD BLOCK (COUNT 100) on a second one, a handler per entry.
@@ -10,6 +10,10 @@
 //               (parse each entry into fields, await the handler), so both sides do the same work.
 // carrier:      plain ioredis sending a fixed envelope (pubsub) or fixed traceparent and b3 fields (streams),
 //               no tracing at all: what carrying the context alone costs on the wire and in Redis.
+// floor:        the least any tracer meeting the issue's propagation points does, with no tracer at all: a
+//               fixed envelope carrying traceparent alone (pubsub) or one traceparent field (streams),
+//               the payload cut out of the envelope on receipt, and the handler run inside
+//               AsyncLocalStorage.run(). No spans, nothing recorded.
 // spans:        plain ioredis with two @cyb/core spans per message (send, process) and a Collector, nothing
 //               carried between them: the share of the span model itself.
 // cyb:          traceRedis (envelope on PUBLISH, trace fields on XADD, CONSUMER spans) and consumeStream,
@@ -96,6 +100,19 @@ if (variant === 'cyb' || variant === 'cyb-commands') {
     envelope: wrapEnvelope(Buffer.alloc(100, 'x'), { context: extract(FIXED) }),
     fields: Object.entries(FIXED).flat(),
   };
+} else if (variant === 'floor') {
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const core = await import('@cyb/core');
+  const { wrapEnvelope } = await import('@cyb/redis');
+  core.configure({ inject: ['w3c'] });
+  const envelope = wrapEnvelope(Buffer.alloc(100, 'x'), { context: core.extract({ traceparent: FIXED.traceparent }) });
+  const headerLength = envelope.length - 100;
+  carrier = { envelope, fields: ['traceparent', FIXED.traceparent] };
+  const als = new AsyncLocalStorage();
+  wrapHandler = (handler) =>
+    mode === 'pubsub'
+      ? (channel, message) => als.run(FIXED.traceparent, handler, channel, message.subarray(headerLength))
+      : (entry) => als.run(entry.fields.traceparent, handler, entry);
 } else if (variant !== 'plain') {
   console.error(`unknown variant ${variant}`);
   process.exit(2);
