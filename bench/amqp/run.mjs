@@ -3,9 +3,9 @@
 // and a BatchSpanProcessor; plus 'headers', plain amqplib carrying fixed trace headers (what carrying
 // them alone costs), 'small-header', one short header that keeps the message's property block under
 // 64 bytes, and 'floor', one fixed traceparent with the consumer inside AsyncLocalStorage (the least
-// any tracer meeting the propagation points costs). The +app variants publish messages with an
-// application's usual properties (appId, type), which put the property block over 64 bytes before any
-// trace header, each against plain amqplib doing the same.
+// any tracer carrying W3C context costs). The +app variants publish messages with an application's
+// usual properties (appId, type), which put the property block over 64 bytes before any trace
+// header, each against plain amqplib doing the same.
 // See variant.mjs for each setup. Every measurement is a fresh process (variant.mjs); the order rotates
 // each round so drift on a shared machine (the broker, other processes) spreads over all of them.
 //

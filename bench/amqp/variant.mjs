@@ -7,9 +7,10 @@
 //        message and no tracing at all (what carrying the context alone costs: amqplib's table codec,
 //        and RabbitMQ's handling of a larger property block). small-header: plain amqplib with one
 //        8-character header, which keeps each message's property block under 64 bytes (54 at most).
-// floor: the least any tracer meeting the issue's propagation points does, with no tracer at all: one
-//        fixed traceparent header on every message, and the consume callback run inside
-//        AsyncLocalStorage.run() with that header's value as the store. No spans, nothing recorded.
+// floor: the least any tracer that carries W3C context does, with no tracer at all: one
+//        traceparent header on every message, written into one headers table the channel reuses, and
+//        the consume callback run inside AsyncLocalStorage.run() with that header's value as the store.
+//        No spans, nothing recorded.
 // cyb:   traceChannel on both channels; finished spans go to one onSpanEnd subscriber that counts them
 //        (the counterpart of the otel variant's exporter). cyb-collector: the same, spans kept by a
 //        default Collector (1000 traces, least recently active evicted: here it evicts constantly).
@@ -75,12 +76,19 @@ if (variant === 'cyb' || variant === 'cyb-w3c' || variant === 'cyb-collector') {
 } else if (variant === 'floor') {
   const { AsyncLocalStorage } = await import('node:async_hooks');
   const als = new AsyncLocalStorage();
-  const withHeader = sendingHeaders({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
   traceChannel = (ch) => {
+    // One table per channel, its value rewritten for each message: amqplib encodes it within the call.
+    // A fresh object per message would cost more here than the header does, as `headers` shows.
+    const table = { traceparent: '' };
+    const sendToQueue = ch.sendToQueue.bind(ch);
+    ch.sendToQueue = (queue, content, options) => {
+      table.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      return sendToQueue(queue, content, { ...options, headers: table });
+    };
     const consume = ch.consume.bind(ch);
     ch.consume = (queue, onMessage, options) =>
       consume(queue, (msg) => (msg === null ? onMessage(msg) : als.run(msg.properties.headers?.traceparent, onMessage, msg)), options);
-    return withHeader(ch);
+    return ch;
   };
 } else if (variant === 'small-header') {
   traceChannel = sendingHeaders({ 'x-s': '12345678' });

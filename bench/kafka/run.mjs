@@ -1,8 +1,9 @@
 // Side by side, in one run: plain kafkajs, traceProducer + traceConsumer (W3C + B3, and W3C only),
 // kafkajs with OpenTelemetry's instrumentation, 'headers' (plain kafkajs carrying fixed trace
 // headers: the codec's share) and 'floor' (one fixed traceparent, handlers inside AsyncLocalStorage:
-// what any tracer meeting the propagation points costs at least). Every measurement is a fresh process (variant.mjs); the order rotates
-// each round so drift on a shared machine (the broker, other processes) spreads over all of them.
+// the least any tracer carrying W3C context costs). Every measurement is a fresh process
+// (variant.mjs); the order rotates each round so drift on a shared machine (the broker, other
+// processes) spreads over all of them.
 //
 //   KAFKA_BROKERS=host:port node bench/kafka/run.mjs [rounds=5] [messages=20000] [modes=eachMessage,eachBatch]
 //

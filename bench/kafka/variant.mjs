@@ -6,7 +6,7 @@
 // plain:   kafkajs as is.
 // headers: kafkajs carrying a fixed traceparent and b3 header on every message, no tracing at all
 //          (what carrying the context alone costs: kafkajs's record codec).
-// floor:   the least any tracer meeting the propagation points does, with no tracer at all: one
+// floor:   the least any tracer that carries W3C context does, with no tracer at all: one
 //          fixed traceparent header on every message, and each message handled inside
 //          AsyncLocalStorage.run() with that header's value as the store. No spans, nothing recorded.
 // cyb:     traceProducer and traceConsumer, spans kept by a Collector; W3C and B3 headers (the default).

@@ -1,6 +1,6 @@
 // Side by side, in one run: plain ioredis, 'carrier' (plain ioredis sending a fixed envelope / fixed trace
 // fields: the wire's share), 'floor' (traceparent alone carried, handler inside AsyncLocalStorage: the
-// least any tracer meeting the propagation points costs), 'spans' (two @cyb/core spans per message,
+// least any tracer carrying W3C context costs), 'spans' (two @cyb/core spans per message,
 // nothing carried: the span model's share), traceRedis (+ consumeStream for streams), traceRedis with
 // command spans, and ioredis with OpenTelemetry's instrumentation (command spans only: it carries no
 // context through pub/sub or streams). Every measurement is a fresh process (variant.mjs); the order

@@ -2,6 +2,7 @@
 // connection takes them in; prints one JSON line.
 //
 //   node bench/redis/variant.mjs <plain|carrier|floor|spans|cyb|cyb-commands|otel> <pubsub|streams> [messages]
+//   node bench/redis/variant.mjs <cyb-publisher|cyb-subscriber> pubsub [messages]
 //
 // pubsub:  PUBLISH on one connection, a `messageBuffer` listener on a subscribed second connection.
 // streams: XADD on one connection, XREAD BLOCK (COUNT 100) on a second one, a handler per entry.
@@ -10,7 +11,7 @@
 //               (parse each entry into fields, await the handler), so both sides do the same work.
 // carrier:      plain ioredis sending a fixed envelope (pubsub) or fixed traceparent and b3 fields (streams),
 //               no tracing at all: what carrying the context alone costs on the wire and in Redis.
-// floor:        the least any tracer meeting the issue's propagation points does, with no tracer at all: a
+// floor:        the least any tracer that carries W3C context does, with no tracer at all: a
 //               fixed envelope carrying traceparent alone (pubsub) or one traceparent field (streams),
 //               the payload cut out of the envelope on receipt, and the handler run inside
 //               AsyncLocalStorage.run(). No spans, nothing recorded.
@@ -19,6 +20,9 @@
 // cyb:          traceRedis (envelope on PUBLISH, trace fields on XADD, CONSUMER spans) and consumeStream,
 //               spans kept by a Collector.
 // cyb-commands: the same with `commandSpans: true`, a CLIENT span per command as well.
+// cyb-publisher, cyb-subscriber (pubsub only, not in run.mjs): traceRedis on one side alone, to take
+//               cyb apart. The publisher's envelopes reach a plain subscriber untouched; a plain
+//               publisher sends envelopes made before the clock, one trace each, to the traced one.
 // otel:         @opentelemetry/instrumentation-ioredis with a BasicTracerProvider and a BatchSpanProcessor
 //               and the AsyncLocalStorage context manager: a CLIENT span per command (requireParentSpan off,
 //               so commands outside a span are recorded too). It carries no context
@@ -54,10 +58,27 @@ const FIXED = {
 };
 let finish = async () => ({});
 
-if (variant === 'cyb' || variant === 'cyb-commands') {
+const oneSide = variant === 'cyb-publisher' || variant === 'cyb-subscriber';
+if (oneSide && mode !== 'pubsub') {
+  console.error(`${variant} is for pubsub only`);
+  process.exit(2);
+}
+
+if (variant === 'cyb' || variant === 'cyb-commands' || oneSide) {
   const core = await import('@cyb/core');
   const redis = await import('@cyb/redis');
   const collector = new core.Collector().start();
+  if (variant === 'cyb-subscriber') {
+    // One envelope per message, each of its own trace, made before the clock: the traced subscriber's
+    // Collector then sees what it sees behind a traced publisher.
+    const envelopes = [];
+    for (let i = 0; i < WARMUP + N; i++) {
+      const traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+      envelopes.push(redis.wrapEnvelope(Buffer.alloc(100, 'x'), { context: core.extract({ traceparent }) }));
+    }
+    let next = 0;
+    carrier = { envelope: () => envelopes[next++ % envelopes.length] };
+  }
   trace = (client) => redis.traceRedis(client, { commandSpans: variant === 'cyb-commands' });
   consume = (client, key, handler) => {
     const consumer = redis.consumeStream(client, { streams: { [key]: '0' }, block: 1000, count: 100, buffers: true, handler });
@@ -157,8 +178,8 @@ consume ??= (client, key, handler) => {
 
 const suffix = randomBytes(4).toString('hex');
 const name = `cyb-redis-bench:${variant}:${mode}:${suffix}`;
-const producer = trace(new Redis(REDIS_URL));
-const receiver = trace(new Redis(REDIS_URL));
+const producer = variant === 'cyb-subscriber' ? new Redis(REDIS_URL) : trace(new Redis(REDIS_URL));
+const receiver = variant === 'cyb-publisher' ? new Redis(REDIS_URL) : trace(new Redis(REDIS_URL));
 const body = Buffer.alloc(100, 'x');
 
 let received = 0;
@@ -173,7 +194,8 @@ let send;
 if (mode === 'pubsub') {
   receiver.on('messageBuffer', seen);
   await receiver.subscribe(name);
-  send = carrier ? () => producer.publish(name, carrier.envelope) : () => producer.publish(name, body);
+  if (typeof carrier?.envelope === 'function') send = () => producer.publish(name, carrier.envelope());
+  else send = carrier ? () => producer.publish(name, carrier.envelope) : () => producer.publish(name, body);
 } else {
   const consumer = consume(receiver, name, seen);
   await consumer.ready;
