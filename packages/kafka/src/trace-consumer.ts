@@ -7,10 +7,10 @@ import type {
   EachMessageHandler,
   EachMessagePayload,
 } from 'kafkajs';
-import { baseAttributes } from './internal/attributes.js';
+import { baseAttributes, spanName } from './internal/attributes.js';
 import { BatchTrace, batchTraces } from './internal/BatchTrace.js';
 import { nowMs } from './internal/clock.js';
-import { extractFrom, processAttributes, type ConsumerSettings } from './internal/consumer-settings.js';
+import { extractFrom, writeProcessAttributes, type ConsumerSettings } from './internal/consumer-settings.js';
 import { tracingFailed } from './internal/debug.js';
 import { runInContext, runInSpan } from './internal/run-in-span.js';
 
@@ -40,13 +40,10 @@ function wrapEachMessage(handler: EachMessageHandler, settings: ConsumerSettings
     let ctx;
     try {
       const parent = extractFrom(settings, payload.message);
-      span = startSpan(`process ${payload.topic}`, {
-        kind: 'consumer',
-        // A message without (valid) trace headers starts a new trace rather than joining whatever
-        // happened to be active around consumer.run().
-        parent: parent ?? null,
-        attributes: processAttributes(settings, payload.topic, payload.partition, payload.message),
-      });
+      // A message without (valid) trace headers starts a new trace rather than joining whatever
+      // happened to be active around consumer.run().
+      span = startSpan(spanName('process', payload.topic), { kind: 'consumer', parent: parent ?? null });
+      writeProcessAttributes(span.attributes, settings, payload.topic, payload.partition, payload.message);
       ctx = contextWithSpan(span, parent);
     } catch (err) {
       tracingFailed('eachMessage', err);
@@ -84,7 +81,7 @@ function wrapEachBatch(handler: EachBatchHandler, settings: ConsumerSettings, au
       attributes['messaging.batch.message_count'] = messages.length;
       if (settings.groupId !== undefined) attributes['messaging.consumer.group.name'] = settings.groupId;
       // The batch is not the child of any one producer; it links to all of them.
-      const receive = startSpan(`receive ${batch.topic}`, { kind: 'consumer', parent: null, links, attributes });
+      const receive = startSpan(spanName('receive', batch.topic), { kind: 'consumer', parent: null, links, attributes });
       // The first message's work starts when the handler does, which is after the receive span began.
       trace = new BatchTrace(settings, batch, receive, parents, nowMs());
       const original = payload.resolveOffset;

@@ -1,6 +1,6 @@
 import { contextWithSpan, propagationFormats, startSpan, type CybSpan, type PropagationFormat } from '@cyb/core';
 import type { Message, Producer, ProducerBatch, ProducerRecord, RecordMetadata, Transaction } from 'kafkajs';
-import { baseAttributes, keyText, offsetValue, type Attributes } from './internal/attributes.js';
+import { keyText, offsetValue, spanName, writeBaseAttributes } from './internal/attributes.js';
 import { tracingFailed } from './internal/debug.js';
 import { headersWithContext } from './internal/headers.js';
 
@@ -53,7 +53,9 @@ function traceMessages(topic: string, messages: Message[], settings: ProducerSet
   const out = new Array<Message>(messages.length);
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i]!;
-    const attributes: Attributes = baseAttributes(topic, 'send');
+    const span = startSpan(spanName('send', topic), { kind: 'producer' });
+    const attributes = span.attributes;
+    writeBaseAttributes(attributes, topic, 'send');
     const partition = typeof message.partition === 'number' ? message.partition : undefined;
     if (partition !== undefined) attributes['messaging.destination.partition.id'] = String(partition);
     if (settings.captureKey) {
@@ -61,7 +63,6 @@ function traceMessages(topic: string, messages: Message[], settings: ProducerSet
       if (key !== undefined) attributes['messaging.kafka.message.key'] = key;
     }
     if (message.value === null) attributes['messaging.kafka.message.tombstone'] = true;
-    const span = startSpan(`send ${topic}`, { kind: 'producer', attributes });
     sent.push({ span, topic, partition });
     const headers = headersWithContext(
       message.headers,

@@ -1,8 +1,8 @@
 import { contextWithSpan, startSpan, type CybSpan } from '@cyb/core';
 import type { Batch, KafkaMessage } from 'kafkajs';
-import { compareOffsets } from './attributes.js';
+import { compareOffsets, spanName } from './attributes.js';
 import { nowMs } from './clock.js';
-import { processAttributes, type ConsumerSettings } from './consumer-settings.js';
+import { writeProcessAttributes, type ConsumerSettings } from './consumer-settings.js';
 import { tracingFailed } from './debug.js';
 
 type Context = NonNullable<Parameters<typeof contextWithSpan>[1]>;
@@ -81,14 +81,13 @@ export class BatchTrace {
     this.#done[i] = 1;
     const message = this.#messages[i]!;
     const parent = this.#parents[i];
-    const attributes = processAttributes(this.#settings, this.#topic, this.#partition, message);
-    const span = startSpan(`process ${this.#topic}`, {
+    const span = startSpan(spanName('process', this.#topic), {
       kind: 'consumer',
       parent: parent ?? this.receiveContext,
-      attributes,
       links: parent === undefined ? undefined : [{ context: this.receive.spanContext() }],
       startTime,
     });
+    writeProcessAttributes(span.attributes, this.#settings, this.#topic, this.#partition, message);
     return { span, context: contextWithSpan(span, parent ?? this.receiveContext) };
   }
 

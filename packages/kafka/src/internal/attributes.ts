@@ -1,5 +1,9 @@
+import type { Attributes as SpanAttributes } from '@cyb/core';
+
 /** Span attributes as this package writes them: flat, primitive values. */
 export type Attributes = Record<string, string | number | boolean>;
+/** Where attributes are written: a span's own `attributes`, or a record of this package's. */
+export type { SpanAttributes };
 
 // Keys are usually short identifiers; a key that is not valid UTF-8 (a binary id) has no faithful
 // string form, so it is left out rather than recorded as replacement characters.
@@ -29,11 +33,40 @@ export function compareOffsets(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export function baseAttributes(topic: string, operation: 'send' | 'receive' | 'process'): Attributes {
-  return {
-    'messaging.system': 'kafka',
-    'messaging.destination.name': topic,
-    'messaging.operation.type': operation,
-    'messaging.operation.name': operation,
-  };
+type Operation = 'send' | 'receive' | 'process';
+
+/**
+ * Writes the attributes every span of this package has into `target`. Adapters write straight into a
+ * new span's own `attributes`: handing an object to `startSpan` makes it build a copy, about half a
+ * microsecond per span in CPU profiles of a traced consumer.
+ */
+export function writeBaseAttributes(target: SpanAttributes, topic: string, operation: Operation): void {
+  target['messaging.system'] = 'kafka';
+  target['messaging.destination.name'] = topic;
+  target['messaging.operation.type'] = operation;
+  target['messaging.operation.name'] = operation;
+}
+
+export function baseAttributes(topic: string, operation: Operation): Attributes {
+  const attributes: Attributes = {};
+  writeBaseAttributes(attributes, topic, operation);
+  return attributes;
+}
+
+const MAX_NAMED_TOPICS = 1024;
+const spanNames: Record<Operation, Map<string, string>> = { send: new Map(), receive: new Map(), process: new Map() };
+
+/**
+ * The span name `<operation> <topic>`, made once per topic: every span of a topic then shares one
+ * string instead of each keeping its own. Topics are few in most programs; past 1024 names are made
+ * per call.
+ */
+export function spanName(operation: Operation, topic: string): string {
+  const names = spanNames[operation];
+  let name = names.get(topic);
+  if (name === undefined) {
+    name = `${operation} ${topic}`;
+    if (names.size < MAX_NAMED_TOPICS) names.set(topic, name);
+  }
+  return name;
 }

@@ -1,6 +1,6 @@
 import { extract, type ExtractOptions } from '@cyb/core';
 import type { KafkaMessage } from 'kafkajs';
-import { baseAttributes, keyText, offsetValue, type Attributes } from './attributes.js';
+import { keyText, offsetValue, writeBaseAttributes, type SpanAttributes } from './attributes.js';
 
 /** What a traced consumer decided at setup, plus the group id once known. */
 export interface ConsumerSettings {
@@ -11,23 +11,23 @@ export interface ConsumerSettings {
   groupId: string | undefined;
 }
 
-/** The attributes of one message's `process <topic>` span. */
-export function processAttributes(
+/** Writes the attributes of one message's `process <topic>` span into `target` (the span's own). */
+export function writeProcessAttributes(
+  target: SpanAttributes,
   settings: ConsumerSettings,
   topic: string,
   partition: number,
   message: KafkaMessage,
-): Attributes {
-  const attributes = baseAttributes(topic, 'process');
-  attributes['messaging.destination.partition.id'] = String(partition);
-  if (typeof message.offset === 'string') attributes['messaging.kafka.offset'] = offsetValue(message.offset);
+): void {
+  writeBaseAttributes(target, topic, 'process');
+  target['messaging.destination.partition.id'] = String(partition);
+  if (typeof message.offset === 'string') target['messaging.kafka.offset'] = offsetValue(message.offset);
   if (settings.captureKey) {
     const key = keyText(message.key);
-    if (key !== undefined) attributes['messaging.kafka.message.key'] = key;
+    if (key !== undefined) target['messaging.kafka.message.key'] = key;
   }
-  if (message.value === null) attributes['messaging.kafka.message.tombstone'] = true;
-  if (settings.groupId !== undefined) attributes['messaging.consumer.group.name'] = settings.groupId;
-  return attributes;
+  if (message.value === null) target['messaging.kafka.message.tombstone'] = true;
+  if (settings.groupId !== undefined) target['messaging.consumer.group.name'] = settings.groupId;
 }
 
 export function extractFrom(settings: ConsumerSettings, message: KafkaMessage): ReturnType<typeof extract> {
