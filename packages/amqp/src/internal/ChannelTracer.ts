@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, trace, type Attributes, type Context, type Link } from '@opentelemetry/api';
+import { ROOT_CONTEXT, trace, type Context, type Link } from '@opentelemetry/api';
 import { contextWithSpan, extract, inject, startSpan, withContext, type CybSpan } from '@cyb/core';
 import { debug } from './debug.js';
 import { copyCallerHeaders, hasTraceKey, isHeaderTable } from './headers.js';
@@ -21,6 +21,27 @@ export interface TracerSettings {
 }
 
 // Attribute keys (OpenTelemetry messaging conventions; the settle ones are ours, see the README).
+/**
+ * Span names `<verb> <destination>`, one string per destination shared by all its spans, for the
+ * first 1024 destinations (a program that names a queue per message gets a fresh string each time).
+ */
+class SpanNames {
+  readonly #verb: string;
+  readonly #byDestination = new Map<string, string>();
+  constructor(verb: string) {
+    this.#verb = verb;
+  }
+  of(destination: string): string {
+    const known = this.#byDestination.get(destination);
+    if (known !== undefined) return known;
+    const made = `${this.#verb} ${destination}`;
+    if (this.#byDestination.size < 1024) this.#byDestination.set(destination, made);
+    return made;
+  }
+}
+const publishNames = new SpanNames('publish');
+const processNames = new SpanNames('process');
+
 const ROUTING_KEY = 'messaging.rabbitmq.destination.routing_key';
 const MESSAGE_ID = 'messaging.message.id';
 const CONVERSATION_ID = 'messaging.message.conversation_id';
@@ -196,14 +217,14 @@ export class ChannelTracer {
     const routingKey = String(toQueue ? args[0] : args[1]);
     const destination = exchange === '' ? routingKey : exchange;
     const content = args[optionsAt - 1];
-    // Literal keys (not the constants): V8 builds such a literal from a boilerplate, fast.
-    const attributes: Attributes = {
-      'messaging.system': 'rabbitmq',
-      'messaging.operation.type': 'send',
-      'messaging.operation.name': 'publish',
-      'messaging.destination.name': destination,
-      'messaging.rabbitmq.destination.routing_key': routingKey,
-    };
+    const span = startSpan(publishNames.of(destination), { kind: 'producer' });
+    // Written into the span's own attributes: an object handed to startSpan would be copied.
+    const attributes = span.attributes;
+    attributes['messaging.system'] = 'rabbitmq';
+    attributes['messaging.operation.type'] = 'send';
+    attributes['messaging.operation.name'] = 'publish';
+    attributes['messaging.destination.name'] = destination;
+    attributes[ROUTING_KEY] = routingKey;
     if (given) {
       const messageId = idText(given.messageId);
       if (messageId !== undefined) attributes[MESSAGE_ID] = messageId;
@@ -211,8 +232,6 @@ export class ChannelTracer {
       if (correlationId !== undefined) attributes[CONVERSATION_ID] = correlationId;
     }
     if (content instanceof Uint8Array) attributes[BODY_SIZE] = content.byteLength;
-
-    const span = startSpan(`publish ${destination}`, { kind: 'producer', attributes });
     stats.published++;
     try {
       return this.#withHeaders(span, args, optionsAt, given, callerHeaders as object | null | undefined);
@@ -416,16 +435,24 @@ export class ChannelTracer {
     }
 
     const tag = fields?.deliveryTag;
-    const attributes: Attributes = {
-      'messaging.system': 'rabbitmq',
-      'messaging.operation.type': operation === 'consume' ? 'process' : 'receive',
-      'messaging.operation.name': operation,
-      'messaging.destination.name': queue,
-      'messaging.rabbitmq.message.redelivered': fields?.redelivered === true,
-      // Set now and overwritten when the span ends: the key exists from the start, so the end does
-      // not reshape the attributes object. Every end path writes the real outcome.
-      'messaging.rabbitmq.message.settle': 'pending',
-    };
+    const name = queue === '' ? 'process' : processNames.of(queue);
+    let span: CybSpan;
+    if (this.#settings.link && remote !== undefined) {
+      // Fan-in: the message's trace is a link; this span starts a trace of its own.
+      const links: Link[] = [{ context: remote }];
+      span = startSpan(name, { kind: 'consumer', parent: null, links });
+    } else {
+      span = startSpan(name, { kind: 'consumer', parent: parent ?? null });
+    }
+    const attributes = span.attributes;
+    attributes['messaging.system'] = 'rabbitmq';
+    attributes['messaging.operation.type'] = operation === 'consume' ? 'process' : 'receive';
+    attributes['messaging.operation.name'] = operation;
+    attributes['messaging.destination.name'] = queue;
+    attributes['messaging.rabbitmq.message.redelivered'] = fields?.redelivered === true;
+    // Set now and overwritten when the span ends: the key exists from the start, so the end does not
+    // reshape the attributes object. Every end path writes the real outcome.
+    attributes[SETTLE] = 'pending';
     if (typeof tag === 'number') attributes[DELIVERY_TAG] = tag;
     if (typeof fields?.routingKey === 'string') attributes[ROUTING_KEY] = fields.routingKey;
     const messageId = idText(properties?.messageId);
@@ -433,16 +460,6 @@ export class ChannelTracer {
     const correlationId = idText(properties?.correlationId);
     if (correlationId !== undefined) attributes[CONVERSATION_ID] = correlationId;
     if (message.content instanceof Uint8Array) attributes[BODY_SIZE] = message.content.byteLength;
-
-    const name = queue === '' ? 'process' : `process ${queue}`;
-    let span: CybSpan;
-    if (this.#settings.link && remote !== undefined) {
-      // Fan-in: the message's trace is a link; this span starts a trace of its own.
-      const links: Link[] = [{ context: remote }];
-      span = startSpan(name, { kind: 'consumer', parent: null, links, attributes });
-    } else {
-      span = startSpan(name, { kind: 'consumer', parent: parent ?? null, attributes });
-    }
     // The base is the message's context (its baggage) or the root, never the active one: amqplib
     // delivers in the socket's async context, which belongs to whoever happened to connect.
     const ctx = contextWithSpan(span, parent ?? ROOT_CONTEXT);
