@@ -16,6 +16,8 @@ const MAGIC_BYTES = Buffer.from(MAGIC, 'latin1');
 // A header value JSON must escape, or one that is not ASCII. (Control characters are the point here.)
 // eslint-disable-next-line no-control-regex
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
+// Fields whose values inject writes from checked hex ids and fixed characters only.
+const HEX_BUILT = new Set(['traceparent', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags']);
 // What sends a header to JSON.parse: an escape, or a control character JSON.parse would refuse.
 // eslint-disable-next-line no-control-regex
 const NOT_FLAT = /[\\\u0000-\u001f]/;
@@ -153,21 +155,25 @@ export function unwrapEnvelope<T extends string | Buffer>(message: T): Unwrapped
  */
 export function wrapEnvelope<T extends string | Buffer>(payload: T, options: WrapEnvelopeOptions = {}): T {
   const fields = injectFields(options.context);
-  // The header as JSON.stringify would write it; values that are printable ASCII without `"` or `\`
-  // (every traceparent and b3, nearly every tracestate) go in as they are, any other through JSON.stringify.
+  // The header as JSON.stringify would write it. Values that are printable ASCII without `"` or `\`
+  // go in as they are, any other through JSON.stringify; traceparent and b3 are always such values
+  // (inject builds them from checked hex ids), so only the others are looked at.
   let head = MAGIC + '{';
   let ascii = true;
+  let first = true;
+  // Own keys only: a polluted Object.prototype must not reach the wire.
   for (const name of Object.keys(fields)) {
     const value = fields[name] as string;
-    const plain = !NEEDS_ESCAPE.test(value);
+    const plain = HEX_BUILT.has(name) || !NEEDS_ESCAPE.test(value);
     if (!plain) ascii = false;
-    head += `${head.length === MAGIC_LENGTH + 1 ? '' : ','}"${name}":${plain ? `"${value}"` : JSON.stringify(value)}`;
+    head += (first ? '"' : ',"') + name + (plain ? '":"' + value + '"' : '":' + JSON.stringify(value));
+    first = false;
   }
   head += '}\n';
   if (typeof payload === 'string') return (head + payload) as T;
   const headLength = ascii ? head.length : Buffer.byteLength(head, 'utf8');
   const envelope = Buffer.allocUnsafe(headLength + payload.length);
   envelope.write(head, 0, ascii ? 'latin1' : 'utf8');
-  payload.copy(envelope, headLength);
+  envelope.set(payload, headLength);
   return envelope as T;
 }
