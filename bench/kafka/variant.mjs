@@ -39,7 +39,8 @@ if (mode !== 'eachMessage' && mode !== 'eachBatch') {
 let traceProducer = (p) => p;
 let traceConsumer = (c) => c;
 let extraHeaders;
-let inContext = (message, fn) => fn();
+/** The floor's wrapper around each message's handling; undefined for every other variant. */
+let inContext;
 let finish = async () => ({});
 
 if (variant === 'cyb' || variant === 'cyb-w3c') {
@@ -102,15 +103,21 @@ const join = new Promise((resolve) => {
 consumer.on(consumer.events.GROUP_JOIN, () => joined());
 await consumer.run(
   mode === 'eachMessage'
-    ? { eachMessage: async ({ message }) => inContext(message, seen) }
+    ? { eachMessage: inContext ? async ({ message }) => inContext(message, seen) : async () => seen() }
     : {
         eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
           for (const message of batch.messages) {
-            await inContext(message, async () => {
-              seen();
-              resolveOffset(message.offset);
-              await heartbeat();
-            });
+            if (inContext) {
+              await inContext(message, async () => {
+                seen();
+                resolveOffset(message.offset);
+                await heartbeat();
+              });
+              continue;
+            }
+            seen();
+            resolveOffset(message.offset);
+            await heartbeat();
           }
         },
       },
