@@ -20,7 +20,6 @@ export interface TracerSettings {
   readonly maxPending: number;
 }
 
-// Attribute keys (OpenTelemetry messaging conventions; the settle ones are ours, see the README).
 /**
  * Span names `<verb> <destination>`, one string per destination shared by all its spans, for the
  * first 1024 destinations (a program that names a queue per message gets a fresh string each time).
@@ -42,6 +41,7 @@ class SpanNames {
 const publishNames = new SpanNames('publish');
 const processNames = new SpanNames('process');
 
+// Attribute keys (OpenTelemetry messaging conventions; the settle ones are ours, see the README).
 const ROUTING_KEY = 'messaging.rabbitmq.destination.routing_key';
 const MESSAGE_ID = 'messaging.message.id';
 const CONVERSATION_ID = 'messaging.message.conversation_id';
