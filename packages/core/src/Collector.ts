@@ -241,10 +241,17 @@ export class Collector {
 
   /** Writes `span` as a record at the end of the log; returns its offset. */
   #store(span: SpanRecord): number {
-    const size = this.#codec.encode(span);
-    if (this.#logEnd + size > this.#log.length) this.#makeRoom(size);
-    const at = this.#logEnd;
-    this.#log.set(this.#codec.bytes.subarray(0, size), at);
+    let at = this.#logEnd;
+    let size = this.#codec.encodeInto(span, this.#log, this.#logView, at);
+    if (size < 0) {
+      // The log is full: the record is written aside to learn its size, then copied after the move.
+      size = this.#codec.encode(span);
+      this.#makeRoom(size);
+      at = this.#logEnd;
+      this.#log.set(this.#codec.scratch.subarray(0, size), at);
+    }
+    this.#logWords[at >> 2] = size;
+    this.#logWords[(at >> 2) + 1] = NONE;
     this.#logEnd = at + size;
     this.#liveBytes += size;
     return at;
@@ -261,21 +268,35 @@ export class Collector {
     const words = new Int32Array(log.buffer);
     const old = this.#log;
     const oldWords = this.#logWords;
+    // Records are copied in runs: traces of one span each, arrived in turn, lie end to end in the old
+    // log as they do in the new one, and a run costs one copy however many records it holds. The new
+    // headers are written after, in a second walk in the same order (a copy would overwrite them).
     let end = 0;
+    let runFrom = 0;
+    let runTo = 0;
+    for (let slot = this.#head; slot !== NONE; slot = this.#next[slot] as number) {
+      for (let at = this.#first[slot] as number; at !== NONE; at = oldWords[(at + 4) >> 2] as number) {
+        const bytes = oldWords[at >> 2] as number;
+        if (at !== runTo) {
+          if (runTo > runFrom) log.set(old.subarray(runFrom, runTo), end - (runTo - runFrom));
+          runFrom = at;
+        }
+        runTo = at + bytes;
+        end += bytes;
+      }
+    }
+    if (runTo > runFrom) log.set(old.subarray(runFrom, runTo), end - (runTo - runFrom));
+    end = 0;
     for (let slot = this.#head; slot !== NONE; slot = this.#next[slot] as number) {
       let previous = NONE;
       for (let at = this.#first[slot] as number; at !== NONE; at = oldWords[(at + 4) >> 2] as number) {
-        const bytes = oldWords[at >> 2] as number;
-        log.set(old.subarray(at, at + bytes), end);
         if (previous === NONE) this.#first[slot] = end;
         else words[(previous + 4) >> 2] = end;
         previous = end;
-        end += bytes;
+        end += oldWords[at >> 2] as number;
       }
-      if (previous !== NONE) {
-        words[(previous + 4) >> 2] = NONE;
-        this.#last[slot] = previous;
-      }
+      words[(previous + 4) >> 2] = NONE;
+      this.#last[slot] = previous;
     }
     this.#spareLog = old;
     this.#log = log;
@@ -351,7 +372,7 @@ export class Collector {
   #sortedSpans(slot: number): SpanRecord[] {
     const spans: SpanRecord[] = [];
     for (let at = this.#first[slot] as number; at !== NONE; at = this.#logWords[(at + 4) >> 2] as number) {
-      spans.push(this.#codec.decode(this.#log, this.#logView, at));
+      spans.push(this.#codec.decode(this.#log, this.#logView, at, this.#ids[slot] as string));
     }
     return spans.sort((a, b) => a.timestamp - b.timestamp);
   }

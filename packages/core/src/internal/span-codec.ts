@@ -7,7 +7,8 @@ import type { EventRecord, LinkRecord, SpanRecord, SpanStatusRecord } from '../C
 // A record is one run of bytes instead, and the span object it was made from dies young.
 //
 // Layout: an 8-byte header (the record's size, padded to 4 bytes, then the offset of the next record of
-// the same trace, -1 for none, both written by the store), then every field as a tagged value.
+// the same trace, -1 for none, both written by the store), a byte of flags saying which optional
+// fields are present, then the fields as tagged values. The trace id is the collector's to keep.
 
 /** Bytes before a record's fields: its size and the offset of the next record of its trace. */
 const HEADER_BYTES = 8;
@@ -29,6 +30,23 @@ const MAX_KNOWN_LENGTH = 128;
 // Resource objects are shared by every span of a process; the codec keeps a few by identity.
 const MAX_RESOURCES = 64;
 
+// Places remembered by #lastNames: three fields, then attribute keys by position.
+const NAME_PLACE = 0;
+const KIND_PLACE = 1;
+const STATUS_PLACE = 2;
+const FIRST_KEY_PLACE = 3;
+const PLACES = 35;
+
+// Bits of a record's first byte: which optional fields follow.
+const PARENT = 1;
+const STATUS = 2;
+const MESSAGE = 4;
+const CODE = 8;
+
+// Thrown inside `encodeInto` when the caller's buffer is full, and caught there.
+const NO_ROOM = Symbol('no room');
+
+const NO_VIEW = new DataView(new ArrayBuffer(0));
 const EMPTY_RESOURCE: Readonly<Record<string, string | number>> = Object.freeze({});
 
 function text(bytes: Uint8Array, start: number, length: number, wide: boolean): string {
@@ -37,82 +55,132 @@ function text(bytes: Uint8Array, start: number, length: number, wide: boolean): 
 }
 
 /**
- * Turns span records into bytes and back. `encode` writes into `bytes` (grown as needed) and returns
+ * Turns span records into bytes and back. `encode` writes into `scratch` (grown as needed) and returns
  * the record's size; `decode` reads a record from wherever the caller copied it.
  */
 export class SpanCodec {
-  bytes = new Uint8Array(1024);
-  #view = new DataView(this.bytes.buffer);
+  /** Where `encode` writes; grown as needed. */
+  scratch: Uint8Array = new Uint8Array(1024);
+  #scratchView: DataView = new DataView(this.scratch.buffer);
+  // Where the record being written goes: `scratch`, or the caller's buffer during `encodeInto`.
+  #bytes: Uint8Array = this.scratch;
+  #view: DataView = this.#scratchView;
   #pos = 0;
   #known = new Map<string, number>();
   #knownList: string[] = [];
+  // The last string written at each place that takes names (span name, kind, status code, the n-th
+  // attribute key), with its index: spans of one kind repeat them in the same order, and comparing
+  // one string with the same string is cheaper than a lookup.
+  #lastNames: (string | undefined)[] = new Array<string | undefined>(PLACES).fill(undefined);
+  #lastIndexes: number[] = new Array<number>(PLACES).fill(0);
   #resources = new Map<object, number>();
   #resourceList: Readonly<Record<string, string | number>>[] = [];
   // Reading position of `decode`.
   #read = 0;
-  #source: Uint8Array = this.bytes;
-  #sourceView: DataView = this.#view;
+  #source: Uint8Array = this.scratch;
+  #sourceView: DataView = NO_VIEW;
 
-  /** Writes `span` at the start of `bytes`, header included; returns the record's size. */
+  /**
+   * Writes `span` as a record at the start of `scratch`, leaving its header to the caller; returns the
+   * record's size, header included, a multiple of 4. The trace id is not written: the collector keeps
+   * it once per trace and hands it back to `decode`.
+   */
   encode(span: SpanRecord): number {
-    this.#pos = HEADER_BYTES;
-    this.#value(span.traceId);
+    return this.#encode(span, this.scratch, this.#scratchView, 0);
+  }
+
+  /** Like `encode`, into `target` from `start`; -1 when the record does not fit before its end. */
+  encodeInto(span: SpanRecord, target: Uint8Array, view: DataView, start: number): number {
+    try {
+      return this.#encode(span, target, view, start);
+    } catch (err) {
+      if (err === NO_ROOM) return -1;
+      throw err;
+    } finally {
+      this.#bytes = this.scratch;
+      this.#view = this.#scratchView;
+    }
+  }
+
+  #encode(span: SpanRecord, target: Uint8Array, view: DataView, start: number): number {
+    this.#bytes = target;
+    this.#view = view;
+    this.#pos = start + HEADER_BYTES + 1;
+    // One byte says which of the fields most spans leave undefined are present.
+    let present = 0;
+    const { parentSpanId, module, function: fn, arity, file, line } = span;
+    const status = span.status as SpanStatusRecord | undefined;
+    const hasStatus = status !== null && typeof status === 'object';
+    const message = hasStatus ? status.message : undefined;
     this.#value(span.spanId);
-    this.#value(span.parentSpanId);
-    this.#name(span.name);
-    this.#name(span.kind);
-    this.#value(span.module);
-    this.#value(span.function);
-    this.#value(span.arity);
-    this.#value(span.file);
-    this.#value(span.line);
+    if (parentSpanId !== undefined) {
+      present |= PARENT;
+      this.#value(parentSpanId);
+    }
+    this.#name(span.name, NAME_PLACE);
+    this.#name(span.kind, KIND_PLACE);
     this.#value(span.timestamp);
     this.#value(span.durationUs);
-    const status = span.status as SpanStatusRecord | undefined;
-    if (status !== null && typeof status === 'object') {
-      this.#name(status.code);
-      this.#value(status.message);
-    } else {
-      this.#value(undefined);
-      this.#value(undefined);
+    if (hasStatus) {
+      present |= STATUS;
+      this.#name(status.code, STATUS_PLACE);
     }
+    if (message !== undefined) {
+      present |= MESSAGE;
+      this.#value(message);
+    }
+    if (module !== undefined || fn !== undefined || arity !== undefined || file !== undefined || line !== undefined) {
+      present |= CODE;
+      this.#value(module);
+      this.#value(fn);
+      this.#value(arity);
+      this.#value(file);
+      this.#value(line);
+    }
+    target[start + HEADER_BYTES] = present;
     this.#attributes(span.attributes);
     this.#links(span.links);
     this.#events(span.events);
     this.#resource(span.resource);
-    const size = (this.#pos + 3) & ~3;
-    this.#ensure(size - this.#pos);
-    this.#view.setUint32(0, size, true);
-    this.#view.setInt32(4, -1, true);
+    const size = (this.#pos - start + 3) & ~3;
+    this.#ensure(start + size - this.#pos);
     return size;
   }
 
-  /** The record at `at` of `source`, as a plain span record. */
-  decode(source: Uint8Array, view: DataView, at: number): SpanRecord {
+  /** The record at `at` of `source`, a span of trace `traceId`, as a plain span record. */
+  decode(source: Uint8Array, view: DataView, at: number, traceId: string): SpanRecord {
     this.#source = source;
     this.#sourceView = view;
-    this.#read = at + HEADER_BYTES;
-    const traceId = this.#next() as string;
+    const present = source[at + HEADER_BYTES] as number;
+    this.#read = at + HEADER_BYTES + 1;
     const spanId = this.#next() as string;
-    const parentSpanId = this.#next() as string | undefined;
+    const parentSpanId = (present & PARENT) === 0 ? undefined : (this.#next() as string | undefined);
     const name = this.#next() as string;
     const kind = this.#next() as SpanRecord['kind'];
-    const module = this.#next() as string | undefined;
-    const fn = this.#next() as string | undefined;
-    const arity = this.#next() as number | undefined;
-    const file = this.#next() as string | undefined;
-    const line = this.#next() as number | undefined;
     const timestamp = this.#next() as number;
     const durationUs = this.#next() as number;
-    const code = this.#next() as SpanStatusRecord['code'] | undefined;
-    const message = this.#next() as string | undefined;
+    const code = ((present & STATUS) === 0 ? undefined : this.#next()) as SpanStatusRecord['code'] | undefined;
+    const message = (present & MESSAGE) === 0 ? undefined : (this.#next() as string | undefined);
     const status: SpanStatusRecord = message === undefined ? { code: code ?? 'unset' } : { code: code ?? 'unset', message };
+    let module: string | undefined;
+    let fn: string | undefined;
+    let arity: number | undefined;
+    let file: string | undefined;
+    let line: number | undefined;
+    if ((present & CODE) !== 0) {
+      module = this.#next() as string | undefined;
+      fn = this.#next() as string | undefined;
+      arity = this.#next() as number | undefined;
+      file = this.#next() as string | undefined;
+      line = this.#next() as number | undefined;
+    }
     const attributes = this.#readAttributes();
     const links = this.#readLinks();
     const events = this.#readEvents();
     const resource = this.#readResource();
-    this.#source = this.bytes;
-    this.#sourceView = this.#view;
+    // Not kept beyond the call: a log the collector has let go of must not stay reachable from here.
+    this.#source = this.scratch;
+    this.#sourceView = NO_VIEW;
     return { traceId, spanId, parentSpanId, name, kind, module, function: fn, arity, file, line, timestamp, durationUs, status, attributes, links, events, resource };
   }
 
@@ -122,21 +190,26 @@ export class SpanCodec {
     this.#knownList = [];
     this.#resources.clear();
     this.#resourceList = [];
+    this.#lastNames.fill(undefined);
   }
 
   #ensure(n: number): void {
-    if (this.#pos + n <= this.bytes.length) return;
-    let size = this.bytes.length * 2;
+    if (this.#pos + n > this.#bytes.length) this.#grow(n);
+  }
+
+  #grow(n: number): void {
+    if (this.#bytes !== this.scratch) throw NO_ROOM;
+    let size = this.scratch.length * 2;
     while (size < this.#pos + n) size *= 2;
     const bigger = new Uint8Array(size);
-    bigger.set(this.bytes.subarray(0, this.#pos));
-    this.bytes = bigger;
-    this.#view = new DataView(bigger.buffer);
+    bigger.set(this.scratch.subarray(0, this.#pos));
+    this.scratch = this.#bytes = bigger;
+    this.#scratchView = this.#view = new DataView(bigger.buffer);
   }
 
   #tag(tag: number): void {
     this.#ensure(1);
-    this.bytes[this.#pos++] = tag;
+    this.#bytes[this.#pos++] = tag;
   }
 
   #u32(n: number): void {
@@ -148,7 +221,7 @@ export class SpanCodec {
   #string(s: string): void {
     const length = s.length;
     this.#ensure(5 + 2 * length);
-    const bytes = this.bytes;
+    const bytes = this.#bytes;
     const start = this.#pos;
     let p = start + 5;
     for (let i = 0; i < length; i++) {
@@ -166,31 +239,39 @@ export class SpanCodec {
 
   #wide(s: string, start: number): void {
     const length = s.length;
-    this.bytes[start] = WIDE;
+    this.#bytes[start] = WIDE;
     this.#view.setUint32(start + 1, length, true);
     let p = start + 5;
     for (let i = 0; i < length; i++, p += 2) this.#view.setUint16(p, s.charCodeAt(i), true);
     this.#pos = p;
   }
 
-  /** A string likely to recur: by index once it is in the table. */
-  #name(s: unknown): void {
-    if (typeof s !== 'string') {
-      this.#value(s);
-      return;
-    }
-    let index = this.#known.get(s);
-    if (index === undefined) {
-      if (this.#knownList.length >= MAX_KNOWN || s.length > MAX_KNOWN_LENGTH) {
-        this.#string(s);
+  /** A string likely to recur: by index once it is in the table. `place` is where it was met, if remembered. */
+  #name(s: unknown, place = -1): void {
+    let index: number | undefined;
+    if (place >= 0 && place < PLACES && this.#lastNames[place] === s) index = this.#lastIndexes[place] as number;
+    else {
+      if (typeof s !== 'string') {
+        this.#value(s);
         return;
       }
-      index = this.#knownList.length;
-      this.#knownList.push(s);
-      this.#known.set(s, index);
+      index = this.#known.get(s);
+      if (index === undefined) {
+        if (this.#knownList.length >= MAX_KNOWN || s.length > MAX_KNOWN_LENGTH) {
+          this.#string(s);
+          return;
+        }
+        index = this.#knownList.length;
+        this.#knownList.push(s);
+        this.#known.set(s, index);
+      }
+      if (place >= 0 && place < PLACES) {
+        this.#lastNames[place] = s;
+        this.#lastIndexes[place] = index;
+      }
     }
     this.#ensure(5);
-    this.bytes[this.#pos] = KNOWN;
+    this.#bytes[this.#pos] = KNOWN;
     this.#view.setUint32(this.#pos + 1, index, true);
     this.#pos += 5;
   }
@@ -203,7 +284,7 @@ export class SpanCodec {
         return;
       case 'number':
         this.#ensure(9);
-        this.bytes[this.#pos] = NUMBER;
+        this.#bytes[this.#pos] = NUMBER;
         this.#view.setFloat64(this.#pos + 1, v, true);
         this.#pos += 9;
         return;
@@ -226,10 +307,13 @@ export class SpanCodec {
     this.#u32(0);
     if (attributes === null || typeof attributes !== 'object') return;
     let count = 0;
-    for (const key of Object.keys(attributes)) {
+    // for...in with an own-property check: V8 reads each value through the enum cache of the
+    // object's map, where `attributes[key]` over Object.keys() is a megamorphic lookup per key.
+    for (const key in attributes) {
+      if (!hasOwn.call(attributes, key)) continue;
       const value = attributes[key];
       if (!isKept(value)) continue;
-      this.#name(key);
+      this.#name(key, FIRST_KEY_PLACE + count);
       this.#value(value);
       count++;
     }
@@ -387,6 +471,8 @@ export class SpanCodec {
     return EMPTY_RESOURCE;
   }
 }
+
+const hasOwn = Object.prototype.hasOwnProperty;
 
 function isKept(value: unknown): boolean {
   const t = typeof value;
