@@ -1,7 +1,6 @@
 import type { SpanRecord } from './CybSpan.js';
 import { onSpanEnd } from './internal/channel.js';
 import { sampledByRatio } from './internal/ids.js';
-import { SpanCodec } from './internal/span-codec.js';
 
 export interface CollectorOptions {
   /** Traces kept at most; the least recently active is evicted first. Default 1000. */
@@ -39,18 +38,9 @@ function positiveInteger(value: number, name: string): number {
 // long out of the CPU cache. With a Map and an entry object per trace, an eviction touched five or six
 // scattered objects (about 2 µs per insert in a CPU profile of a traced HTTP server); here it reads
 // a few small typed arrays (recency links, hashes, the hash table) and never the evicted id or spans.
-//
-// The spans themselves are not kept as objects either: each is written as a record of bytes into one
-// buffer (internal/span-codec.ts), and the records of a trace are chained from the slot's first to its
-// last. Span objects held by a long-lived store survive scavenges and are copied on each until they
-// are old; a traced Koa server spent 2.5 to 7.9 µs per request in scavenges with a thousand spans held
-// as objects, against 1.3 to 2.2 µs with none held. Records are decoded back into plain span records
-// only when read.
+// A slot holds the span itself while its trace has one, and an array from the second span on.
 const NONE = -1;
 const FIRST_CAPACITY = 64;
-// The log of records starts at this size; when full, the live records are copied into a buffer twice
-// their size (or this, the larger), so each byte is copied a bounded number of times on average.
-const FIRST_LOG_BYTES = 64 * 1024;
 
 /**
  * A 32-bit hash of `id` under `seed`, over every character: trace ids arrive from the network. Two
@@ -94,10 +84,7 @@ export class Collector {
   // Per slot: trace id, spans, span count, hash, recency links (least recent at the head). Slots
   // are added as traces arrive, doubling up to maxTraces; once full, the evicted slot is reused.
   #ids: (string | undefined)[] = [];
-  // Per slot: offsets of the first and last record in the log, and the bytes its records take.
-  #first = new Int32Array(0);
-  #last = new Int32Array(0);
-  #bytes = new Int32Array(0);
+  #spans: (SpanRecord | SpanRecord[] | undefined)[] = [];
   #counts = new Int32Array(0);
   #hashes = new Uint32Array(0);
   #prev = new Int32Array(0);
@@ -119,13 +106,6 @@ export class Collector {
   #sampledOutRing: string[] = [];
   #ringIndex = 0;
   #unsubscribe: (() => void) | undefined;
-  readonly #codec = new SpanCodec();
-  #log = new Uint8Array(0);
-  #spareLog = new Uint8Array(0);
-  #logWords = new Int32Array(0);
-  #logView = new DataView(this.#log.buffer);
-  #logEnd = 0;
-  #liveBytes = 0;
 
   constructor({ maxTraces = 1000, maxSpansPerTrace = 50, sampleRate = 1 }: CollectorOptions = {}) {
     this.maxTraces = positiveInteger(maxTraces, 'maxTraces');
@@ -174,10 +154,9 @@ export class Collector {
       this.#dropped++;
       return;
     }
-    const at = this.#store(span);
-    this.#logWords[((this.#last[slot] as number) + 4) >> 2] = at;
-    this.#last[slot] = at;
-    this.#bytes[slot] = (this.#bytes[slot] as number) + (this.#logWords[at >> 2] as number);
+    const held = this.#spans[slot] as SpanRecord | SpanRecord[];
+    if (count === 1) this.#spans[slot] = [held as SpanRecord, span];
+    else (held as SpanRecord[]).push(span);
     this.#counts[slot] = count + 1;
     this.#spanCount++;
   }
@@ -220,89 +199,18 @@ export class Collector {
       slot = this.#head;
       this.#unlink(slot);
       this.#removeFromTable(slot);
-      this.#liveBytes -= this.#bytes[slot] as number;
       this.#spanCount -= this.#counts[slot] as number;
       this.#traceCount--;
       this.#evicted++;
     }
-    // Stored before the slot is taken: making room in the log moves the records of held slots only.
-    const at = this.#store(span);
     this.#ids[slot] = traceId;
-    this.#first[slot] = at;
-    this.#last[slot] = at;
-    this.#bytes[slot] = this.#logWords[at >> 2] as number;
+    this.#spans[slot] = span;
     this.#counts[slot] = 1;
     this.#hashes[slot] = hash;
     this.#append(slot);
     this.#placeInTable(slot, hash);
     this.#traceCount++;
     this.#spanCount++;
-  }
-
-  /** Writes `span` as a record at the end of the log; returns its offset. */
-  #store(span: SpanRecord): number {
-    let at = this.#logEnd;
-    let size = this.#codec.encodeInto(span, this.#log, this.#logView, at);
-    if (size < 0) {
-      // The log is full: the record is written aside to learn its size, then copied after the move.
-      size = this.#codec.encode(span);
-      this.#makeRoom(size);
-      at = this.#logEnd;
-      this.#log.set(this.#codec.scratch.subarray(0, size), at);
-    }
-    this.#logWords[at >> 2] = size;
-    this.#logWords[(at >> 2) + 1] = NONE;
-    this.#logEnd = at + size;
-    this.#liveBytes += size;
-    return at;
-  }
-
-  /** Copies the records of held traces into a new log with room for `size` more bytes. */
-  #makeRoom(size: number): void {
-    let capacity = FIRST_LOG_BYTES;
-    while (capacity < 2 * (this.#liveBytes + size)) capacity *= 2;
-    // The log before last is kept as the next one: a process at a steady rate swaps between two buffers
-    // and allocates none (a new buffer is memory outside the heap, which V8 answers with full GCs).
-    const spare = this.#spareLog;
-    const log = spare.length === capacity ? spare : new Uint8Array(capacity);
-    const words = new Int32Array(log.buffer);
-    const old = this.#log;
-    const oldWords = this.#logWords;
-    // Records are copied in runs: traces of one span each, arrived in turn, lie end to end in the old
-    // log as they do in the new one, and a run costs one copy however many records it holds. The new
-    // headers are written after, in a second walk in the same order (a copy would overwrite them).
-    let end = 0;
-    let runFrom = 0;
-    let runTo = 0;
-    for (let slot = this.#head; slot !== NONE; slot = this.#next[slot] as number) {
-      for (let at = this.#first[slot] as number; at !== NONE; at = oldWords[(at + 4) >> 2] as number) {
-        const bytes = oldWords[at >> 2] as number;
-        if (at !== runTo) {
-          if (runTo > runFrom) log.set(old.subarray(runFrom, runTo), end - (runTo - runFrom));
-          runFrom = at;
-        }
-        runTo = at + bytes;
-        end += bytes;
-      }
-    }
-    if (runTo > runFrom) log.set(old.subarray(runFrom, runTo), end - (runTo - runFrom));
-    end = 0;
-    for (let slot = this.#head; slot !== NONE; slot = this.#next[slot] as number) {
-      let previous = NONE;
-      for (let at = this.#first[slot] as number; at !== NONE; at = oldWords[(at + 4) >> 2] as number) {
-        if (previous === NONE) this.#first[slot] = end;
-        else words[(previous + 4) >> 2] = end;
-        previous = end;
-        end += oldWords[at >> 2] as number;
-      }
-      words[(previous + 4) >> 2] = NONE;
-      this.#last[slot] = previous;
-    }
-    this.#spareLog = old;
-    this.#log = log;
-    this.#logWords = words;
-    this.#logView = new DataView(log.buffer);
-    this.#logEnd = end;
   }
 
   #placeInTable(slot: number, hash: number): void {
@@ -335,9 +243,6 @@ export class Collector {
   #grow(): void {
     const capacity = Math.min(this.maxTraces, Math.max(FIRST_CAPACITY, this.#counts.length * 2));
     // A slot's links are written by #append before anything reads them: no fill needed.
-    this.#first = widened(this.#first, new Int32Array(capacity));
-    this.#last = widened(this.#last, new Int32Array(capacity));
-    this.#bytes = widened(this.#bytes, new Int32Array(capacity));
     this.#counts = widened(this.#counts, new Int32Array(capacity));
     this.#hashes = widened(this.#hashes, new Uint32Array(capacity));
     this.#prev = widened(this.#prev, new Int32Array(capacity));
@@ -370,10 +275,8 @@ export class Collector {
   }
 
   #sortedSpans(slot: number): SpanRecord[] {
-    const spans: SpanRecord[] = [];
-    for (let at = this.#first[slot] as number; at !== NONE; at = this.#logWords[(at + 4) >> 2] as number) {
-      spans.push(this.#codec.decode(this.#log, this.#logView, at, this.#ids[slot] as string));
-    }
+    const held = this.#spans[slot] as SpanRecord | SpanRecord[];
+    const spans = Array.isArray(held) ? [...held] : [held];
     return spans.sort((a, b) => a.timestamp - b.timestamp);
   }
 
@@ -396,9 +299,7 @@ export class Collector {
   /** Forgets all traces and resets the counters. */
   clear(): void {
     this.#ids = [];
-    this.#first = new Int32Array(0);
-    this.#last = new Int32Array(0);
-    this.#bytes = new Int32Array(0);
+    this.#spans = [];
     this.#counts = new Int32Array(0);
     this.#hashes = new Uint32Array(0);
     this.#prev = new Int32Array(0);
@@ -407,13 +308,6 @@ export class Collector {
     this.#mask = 0;
     this.#head = this.#tail = NONE;
     this.#traceCount = 0;
-    this.#codec.reset();
-    this.#log = new Uint8Array(0);
-    this.#spareLog = this.#log;
-    this.#logWords = new Int32Array(0);
-    this.#logView = new DataView(this.#log.buffer);
-    this.#logEnd = 0;
-    this.#liveBytes = 0;
     this.#sampledOutIds.clear();
     this.#sampledOutRing = [];
     this.#ringIndex = 0;
