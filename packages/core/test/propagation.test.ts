@@ -232,6 +232,33 @@ describe('properties', () => {
     );
   });
 
+  it('accepts a 55-character version 00 traceparent exactly when the W3C grammar does', () => {
+    // The specification's grammar for version 00, written out here as the reference: lower-case hex
+    // fields separated by dashes, and neither id all zeros.
+    const grammar = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+    const accepted = (value: string): boolean => {
+      const m = grammar.exec(value);
+      return m !== null && !/^0+$/.test(m[1] as string) && !/^0+$/.test(m[2] as string);
+    };
+    // Valid headers with one to three characters after the version replaced: digits, upper-case hex,
+    // dashes, letters past f, zeros (all-zero ids), white space and characters beyond ASCII. (Other
+    // versions read leniently, as the tests above show.)
+    const replacement = fc.constantFrom('0', '9', 'a', 'f', 'A', 'F', 'g', '-', ' ', '\u00e9', '\u2603', 'z', '/', ':', '`', '@');
+    const mutated = fc
+      .tuple(fc.constantFrom(VALID, `00-${'0'.repeat(32)}-${SPAN_ID}-01`, `00-${TRACE_ID}-${'0'.repeat(16)}-00`), fc.array(fc.tuple(fc.integer({ min: 2, max: 54 }), replacement), { minLength: 1, maxLength: 3 }))
+      .map(([base, edits]) => {
+        const chars = [...base];
+        for (const [at, c] of edits) chars[at] = c;
+        return chars.join('');
+      });
+    fc.assert(
+      fc.property(mutated, (value) => {
+        assert.equal(parentOf(extract({ traceparent: value }, { formats: ['w3c'] })) !== undefined, accepted(value), value);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
   it('extract(inject(ctx)) gives back the same trace, span and sampled flag', () => {
     const hex = (n: number): fc.Arbitrary<string> =>
       fc.stringMatching(new RegExp(`^[0-9a-f]{${n}}$`)).filter((s) => !/^0+$/.test(s));

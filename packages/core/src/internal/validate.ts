@@ -13,15 +13,9 @@ export type TraceparentVerdict = 'ok' | 'invalid';
  * be longer, but its first four fields keep the version 00 layout and a `-` follows them. Version ff is
  * invalid. Ids are lower-case hex and not all zero. The caller already trimmed optional white space.
  */
-const V00 = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-const ZERO_TRACE = '00000000000000000000000000000000';
-const ZERO_SPAN = '0000000000000000';
-
 export function checkTraceparent(value: string): TraceparentVerdict {
-  // The common case, version 00, in one pass.
-  if (value.length === 55 && V00.test(value)) {
-    return value.slice(3, 35) === ZERO_TRACE || value.slice(36, 52) === ZERO_SPAN ? 'invalid' : 'ok';
-  }
+  // The common case, version 00, in one pass over the characters.
+  if (value.length === 55 && value.charCodeAt(0) === 0x30 && value.charCodeAt(1) === 0x30) return checkVersion00(value);
   if (value.length < 55) return 'invalid';
   const version = value.slice(0, 2);
   if (!HEX.test(version) || version === 'ff') return 'invalid';
@@ -35,6 +29,35 @@ export function checkTraceparent(value: string): TraceparentVerdict {
   if (!HEX.test(spanId) || ZEROS.test(spanId)) return 'invalid';
   if (!HEX.test(flags)) return 'invalid';
   return 'ok';
+}
+
+/** True for 0-9 and a-f: the only digits the specification allows in ids and flags. */
+function isLowerHex(code: number): boolean {
+  return (code >= 0x30 && code <= 0x39) || (code >= 0x61 && code <= 0x66);
+}
+
+/**
+ * `00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero, for a 55-character value starting `00`. A loop over
+ * character codes: it runs for every message and request that carries a context, and a regular
+ * expression plus two slices for the zero checks took several times as long.
+ */
+function checkVersion00(value: string): TraceparentVerdict {
+  if (value.charCodeAt(2) !== 0x2d || value.charCodeAt(35) !== 0x2d || value.charCodeAt(52) !== 0x2d) return 'invalid';
+  // Each digit xor '0' is zero only for '0': the OR over an id is zero only when the id is all zeros.
+  let traceBits = 0;
+  for (let i = 3; i < 35; i++) {
+    const c = value.charCodeAt(i);
+    if (!isLowerHex(c)) return 'invalid';
+    traceBits |= c ^ 0x30;
+  }
+  let spanBits = 0;
+  for (let i = 36; i < 52; i++) {
+    const c = value.charCodeAt(i);
+    if (!isLowerHex(c)) return 'invalid';
+    spanBits |= c ^ 0x30;
+  }
+  if (!isLowerHex(value.charCodeAt(53)) || !isLowerHex(value.charCodeAt(54))) return 'invalid';
+  return traceBits === 0 || spanBits === 0 ? 'invalid' : 'ok';
 }
 
 // W3C Trace Context Level 2, section 3.3.1: list members and their keys and values.
