@@ -39,7 +39,7 @@ function isLowerHex(code: number): boolean {
 /**
  * `00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero, for a 55-character value starting `00`. A loop over
  * character codes: it runs for every message and request that carries a context, and a regular
- * expression plus two slices for the zero checks took several times as long.
+ * expression plus two slices for the zero checks took about a third longer on a flat string.
  */
 function checkVersion00(value: string): TraceparentVerdict {
   if (value.charCodeAt(2) !== 0x2d || value.charCodeAt(35) !== 0x2d || value.charCodeAt(52) !== 0x2d) return 'invalid';
