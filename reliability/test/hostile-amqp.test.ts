@@ -10,11 +10,15 @@ import { amqpStats, traceChannel } from '@cyb/amqp';
 import { AMQP_URL, assertPrototypeClean, plainData, prototypeSnapshot, uniqueName, waitUntil } from './helpers.js';
 import { PROTO_KEYS, hex, hostileKey, hostileText, traceparentText, compactMembers, parseTraceparent, validTraceparent } from './hostile.js';
 
-/** A header value of any type an AMQP table holds. */
+/**
+ * A header value of any type an AMQP table holds and RabbitMQ delivers. Not NaN or an infinite double:
+ * amqplib encodes them, but RabbitMQ's channel process fails on such a table and the broker closes the
+ * connection (541 INTERNAL_ERROR), so no consumer, traced or not, could ever receive the message.
+ */
 const tableValue: fc.Arbitrary<unknown> = fc.oneof(
   { arbitrary: hostileText, weight: 6 },
   { arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)), weight: 2 },
-  { arbitrary: fc.oneof(fc.integer(), fc.double({ noNaN: true }), fc.boolean()), weight: 1 },
+  { arbitrary: fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean()), weight: 1 },
   { arbitrary: fc.array(fc.oneof(fc.string({ maxLength: 20 }), traceparentText, fc.integer()), { maxLength: 70 }), weight: 1 },
   { arbitrary: fc.constantFrom<unknown>({ polluted: true }, { __proto__: { polluted: true } }, JSON.parse('{"__proto__":{"polluted":true}}'), { constructor: { prototype: { polluted: true } } }), weight: 1 },
 );
