@@ -1,5 +1,5 @@
 import { ROOT_CONTEXT, trace, type Context, type Link } from '@opentelemetry/api';
-import { contextWithSpan, extract, inject, startSpan, withContext, type CybSpan } from '@cyb/core';
+import { contextWithSpan, extract, inject, SpanNames, startSpan, withContext, type CybSpan } from '@cyb/core';
 import { debug } from './debug.js';
 import { copyCallerHeaders, hasTraceKey, isHeaderTable } from './headers.js';
 import { PendingSpans, type ForcedEnd } from './PendingSpans.js';
@@ -20,24 +20,7 @@ export interface TracerSettings {
   readonly maxPending: number;
 }
 
-/**
- * Span names `<verb> <destination>`, one string per destination shared by all its spans, for the
- * first 1024 destinations (a program that names a queue per message gets a fresh string each time).
- */
-class SpanNames {
-  readonly #verb: string;
-  readonly #byDestination = new Map<string, string>();
-  constructor(verb: string) {
-    this.#verb = verb;
-  }
-  of(destination: string): string {
-    const known = this.#byDestination.get(destination);
-    if (known !== undefined) return known;
-    const made = `${this.#verb} ${destination}`;
-    if (this.#byDestination.size < 1024) this.#byDestination.set(destination, made);
-    return made;
-  }
-}
+// Span names made once per destination (exchange or routing key, queue).
 const publishNames = new SpanNames('publish');
 const processNames = new SpanNames('process');
 

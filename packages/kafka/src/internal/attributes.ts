@@ -1,4 +1,4 @@
-import type { Attributes as SpanAttributes } from '@cyb/core';
+import { SpanNames, type Attributes as SpanAttributes } from '@cyb/core';
 
 /** Span attributes as this package writes them: flat, primitive values. */
 export type Attributes = Record<string, string | number | boolean>;
@@ -53,20 +53,9 @@ export function baseAttributes(topic: string, operation: Operation): Attributes 
   return attributes;
 }
 
-const MAX_NAMED_TOPICS = 1024;
-const spanNames: Record<Operation, Map<string, string>> = { send: new Map(), receive: new Map(), process: new Map() };
+const spanNames: Record<Operation, SpanNames> = { send: new SpanNames('send'), receive: new SpanNames('receive'), process: new SpanNames('process') };
 
-/**
- * The span name `<operation> <topic>`, made once per topic: every span of a topic then shares one
- * string instead of each keeping its own. Topics are few in most programs; past 1024 names are made
- * per call.
- */
+/** The span name `<operation> <topic>`, made once per topic (see `SpanNames` in @cyb/core). */
 export function spanName(operation: Operation, topic: string): string {
-  const names = spanNames[operation];
-  let name = names.get(topic);
-  if (name === undefined) {
-    name = `${operation} ${topic}`;
-    if (names.size < MAX_NAMED_TOPICS) names.set(topic, name);
-  }
-  return name;
+  return spanNames[operation].of(topic);
 }
