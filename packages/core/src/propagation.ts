@@ -247,6 +247,33 @@ function extractB3Multi(carrier: unknown, getter: CarrierGetter): Found {
 }
 
 /**
+ * True when a plain-object carrier has none of the headers `formats` and baggage would read, in any
+ * spelling the default getter accepts. A value found anywhere (even on a prototype) sends the carrier
+ * down the full path, which reads own properties only.
+ */
+function holdsNone(carrier: Record<string, unknown>, formats: readonly PropagationFormat[]): boolean {
+  if (carrier.baggage !== undefined) return false;
+  for (const format of formats) {
+    if (format === 'w3c') {
+      if (carrier.traceparent !== undefined) return false;
+    } else if (format === 'b3') {
+      if (carrier.b3 !== undefined) return false;
+    } else {
+      // The names of MULTI_HEADER_NAMES, written out so that each read is of one fixed property.
+      if (
+        carrier['x-b3-traceid'] !== undefined || carrier['x-b3-spanid'] !== undefined || carrier['x-b3-sampled'] !== undefined ||
+        carrier['x-b3-flags'] !== undefined || carrier['x-b3-parentspanid'] !== undefined ||
+        carrier['X-B3-TraceId'] !== undefined || carrier['X-B3-SpanId'] !== undefined || carrier['X-B3-Sampled'] !== undefined ||
+        carrier['X-B3-Flags'] !== undefined || carrier['X-B3-ParentSpanId'] !== undefined
+      ) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+/**
  * The remote parent carried by `carrier`, or undefined. W3C is tried first, then B3 single, then B3
  * multi (configurable). Malformed, duplicated or oversized headers yield no parent and are counted in
  * `propagationStats()`; nothing here throws. The result also carries W3C baggage, and for B3
@@ -261,6 +288,12 @@ export function extract<C = unknown>(carrier: C, options?: ExtractOptions<C>): C
     const getter = (options?.getter ?? defaultGetter) as CarrierGetter;
     const formats = options?.formats ?? settings.extract;
     if (carrier === null || carrier === undefined || (typeof carrier !== 'object' && typeof carrier !== 'function')) {
+      stats.missing++;
+      return undefined;
+    }
+    // Most carriers hold no trace headers at all (a request from an untraced client): a few property
+    // reads settle that, where reading each header through the getter costs several times as much.
+    if (getter === defaultGetter && !(carrier instanceof Map) && holdsNone(carrier as Record<string, unknown>, formats)) {
       stats.missing++;
       return undefined;
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { propagation, ROOT_CONTEXT, trace, TraceFlags, type Context } from '@opentelemetry/api';
 import fc from 'fast-check';
-import { contextWithSpan, extract, inject, propagationStats, startSpan } from '@cyb/core';
+import { contextWithSpan, defaultGetter, extract, inject, propagationStats, resetPropagationStats, SAMPLING_DECISION_KEY, startSpan } from '@cyb/core';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
@@ -230,6 +230,31 @@ describe('properties', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+
+  it('reads a carrier the same whether or not it takes the quick path for carriers without trace headers', () => {
+    // The default getter lets extract() settle a carrier holding none of the headers it reads with a
+    // few property reads. A getter that only forwards to it always takes the full path: both must
+    // give the same parent, the same sampling decision and the same counts, for every header name in
+    // either spelling, with unrelated headers and polluted-looking keys around.
+    const forwarding = { get: (c: unknown, k: string) => defaultGetter.get(c, k) };
+    const names = ['traceparent', 'tracestate', 'b3', 'baggage', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-sampled', 'x-b3-flags', 'x-b3-parentspanid',
+      'X-B3-TraceId', 'X-B3-SpanId', 'X-B3-Sampled', 'X-B3-Flags', 'X-B3-ParentSpanId', 'host', 'user-agent', 'constructor', 'toString'];
+    const value = fc.oneof(header, fc.constantFrom(TRACE_ID, SPAN_ID, '1', 'true', 'k=v', undefined));
+    const headers = fc.dictionary(fc.constantFrom(...names), value, { maxKeys: 4 });
+    const formats = fc.constantFrom<readonly ('w3c' | 'b3' | 'b3multi')[]>(['w3c', 'b3', 'b3multi'], ['w3c'], ['b3'], ['b3multi'], ['b3multi', 'w3c']);
+    const read = (c: Record<string, unknown>, f: readonly ('w3c' | 'b3' | 'b3multi')[], getter?: typeof forwarding) => {
+      resetPropagationStats();
+      const ctx = extract(c, { formats: f, getter });
+      return { parent: parentOf(ctx), sampling: ctx?.getValue(SAMPLING_DECISION_KEY), baggage: ctx && propagation.getBaggage(ctx)?.getAllEntries(), stats: propagationStats() };
+    };
+    fc.assert(
+      fc.property(headers, formats, (c, f) => {
+        assert.deepEqual(read(c, f), read(c, f, forwarding));
+      }),
+      { numRuns: 3000 },
+    );
+    assert.equal(read({ host: 'example.com' }, ['w3c', 'b3', 'b3multi']).stats.missing, 1);
   });
 
   it('accepts a 55-character version 00 traceparent exactly when the W3C grammar does', () => {

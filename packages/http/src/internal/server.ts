@@ -1,5 +1,5 @@
 import { IncomingMessage, type ServerResponse } from 'node:http';
-import { contextWithSpan, extract, startSpan, type Attributes, type CybSpan, type PropagationFormat } from '@cyb/core';
+import { contextWithSpan, extract, SpanNames, startSpan, type Attributes, type CybSpan, type PropagationFormat } from '@cyb/core';
 import { spansObserved } from './activity.js';
 import { hookError, internalError, stats } from './debug.js';
 import { cap, recordRequestHeaders, recordResponseHeaders } from './headers.js';
@@ -197,6 +197,18 @@ function routeTemplate(state: RequestState): string | undefined {
   return tail === '/' ? base : base + tail;
 }
 
+// `METHOD /route`, one string per method and route, shared by every span of that route.
+const routeNames = new Map<string, SpanNames>();
+function routeName(method: string, route: string): string {
+  let names = routeNames.get(method);
+  if (names === undefined) {
+    names = new SpanNames(method);
+    // Methods are the known ones plus `HTTP`, but the map stays bounded whatever arrives.
+    if (routeNames.size < 64) routeNames.set(method, names);
+  }
+  return names.of(route);
+}
+
 function onResponseClose(state: RequestState, res: ServerResponse): void {
   if (state.span.ended) return;
   try {
@@ -212,9 +224,12 @@ function finish(state: RequestState, res: ServerResponse): void {
   const route = routeTemplate(state);
   const aborted = !res.writableFinished;
   const statusCode = res.headersSent || !aborted ? res.statusCode : 0;
-  if (route !== undefined) span.setAttribute('http.route', cap(route, MAX_PATH_LENGTH));
-  if (statusCode !== 0) span.setAttribute('http.response.status_code', statusCode);
-  let name = route === undefined ? span.name : `${span.name} ${route}`;
+  // Written straight into the attributes, as at the start: setAttribute's store is shared by every
+  // key of every span, and the values here need no check.
+  const attributes = span.attributes;
+  if (route !== undefined) attributes['http.route'] = cap(route, MAX_PATH_LENGTH);
+  if (statusCode !== 0) attributes['http.response.status_code'] = statusCode;
+  let name = route === undefined ? span.name : routeName(span.name, route);
   if (config.spanName !== undefined) {
     try {
       const chosen = config.spanName({ method: state.method, route, path: state.path, statusCode });
