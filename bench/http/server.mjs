@@ -15,6 +15,8 @@
 //                   node:http are required, as they must be.
 // Talks to run.mjs over IPC: sends { port } once listening; on 'mark' starts counting requests and
 // CPU time; on 'report' answers with what it counted since the mark and the variant's own counters.
+// Started without IPC (instructions.mjs) it prints `listening <port>` and exits after
+// BENCH_HTTP_REQUESTS requests.
 import { createRequire } from 'node:module';
 
 const [framework, variant] = process.argv.slice(2);
@@ -95,4 +97,21 @@ process.on('message', async (msg) => {
     process.disconnect();
   }
 });
-server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+if (process.send === undefined) {
+  // Standalone, for instructions.mjs: prints the port, serves BENCH_HTTP_REQUESTS requests, then exits.
+  const total = Number(process.env.BENCH_HTTP_REQUESTS);
+  if (!Number.isInteger(total) || total < 1) {
+    console.error('server.mjs runs under run.mjs, or alone with BENCH_HTTP_REQUESTS=<n>');
+    process.exit(2);
+  }
+  server.on('request', (req, res) => {
+    if (requests !== total) return;
+    res.on('close', () => {
+      server.close(() => process.exit(0));
+      server.closeAllConnections();
+    });
+  });
+  server.listen(0, '127.0.0.1', () => console.log(`listening ${server.address().port}`));
+} else {
+  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+}

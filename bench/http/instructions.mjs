@@ -1,0 +1,96 @@
+// HTTP server overhead counted in instructions, not time: each variant's server (server.mjs) runs under
+// valgrind's callgrind twice, serving a short and a long run of requests from autocannon, and the
+// difference between the two counts divided by the difference in requests is the server's cost per
+// request once warm (start-up and compilation cancel out). Counts repeat to within a few per cent from
+// run to run; requests per second on a shared machine do not. Keep the machine otherwise idle all the same:
+// the client sends one request at a time, and a starved client still changes what the server does.
+//
+//   node bench/http/instructions.mjs [express|koa] [variant ...]
+//   BENCH_HTTP_SHORT=10000 BENCH_HTTP_LONG=30000 node bench/http/instructions.mjs koa plain cyb
+//
+// Needs valgrind (Debian: apt-get install valgrind). Each variant takes a few minutes. Only user-space instructions are counted: the
+// kernel's share of each request (the loopback TCP stack, about a third of the CPU time of a plain
+// server here) is the same for every variant and is not in these figures, so a ratio of instructions is
+// lower than the ratio of throughput the same change gives.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { saveResults } from '../lib/rounds.mjs';
+
+const SHORT = Number(process.env.BENCH_HTTP_SHORT ?? 10_000);
+const LONG = Number(process.env.BENCH_HTTP_LONG ?? 30_000);
+const ALL = ['plain', 'cyb', 'cyb-no-collector', 'noop', 'als', 'otel'];
+const [frameworkArg, ...variantArgs] = process.argv.slice(2);
+const frameworks = frameworkArg ? [frameworkArg] : ['express', 'koa'];
+const variants = variantArgs.length > 0 ? variantArgs : ALL;
+const server = fileURLToPath(new URL('./server.mjs', import.meta.url));
+
+if (!(LONG > SHORT && SHORT > 0)) {
+  console.error('BENCH_HTTP_LONG must be larger than BENCH_HTTP_SHORT, both positive');
+  process.exit(2);
+}
+if (spawnSync('valgrind', ['--version']).status !== 0) {
+  console.error('valgrind is not installed (Debian: apt-get install valgrind)');
+  process.exit(2);
+}
+for (const v of variants) {
+  if (!ALL.includes(v)) {
+    console.error(`unknown variant ${v}; known: ${ALL.join(', ')}`);
+    process.exit(2);
+  }
+}
+
+/** Instructions callgrind counted in a server that served `requests` requests. */
+async function count(framework, variant, requests) {
+  const child = spawn(
+    'valgrind',
+    ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--single-threaded', server, framework, variant],
+    { env: { ...process.env, BENCH_HTTP_REQUESTS: String(requests) }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  let stdout = '';
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      const m = /listening (\d+)/.exec(stdout);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`${framework} ${variant} exited (${code}) before listening:\n${stderr}`)));
+  });
+  const exited = once(child, 'exit');
+  // Under valgrind a garbage collection or a compilation can stall the server for seconds.
+  const load = await autocannon({ url: `http://127.0.0.1:${port}/users/42`, connections: 1, amount: requests, timeout: 300 });
+  await exited;
+  const m = /Collected : (\d+)/.exec(stderr);
+  if (!m) throw new Error(`no instruction count from callgrind for ${framework} ${variant}:\n${stderr}`);
+  if (load.non2xx + load.errors > 0) throw new Error(`${framework} ${variant}: ${load.non2xx} non-2xx answers, ${load.errors} errors`);
+  return Number(m[1]);
+}
+
+async function perRequest(framework, variant) {
+  // One after the other, and one request at a time: how many requests a server takes per wake-up
+  // depends on how fast it is against its client, and that moves the count per request by up to 10%
+  // when the two share the machine with other work.
+  const short = await count(framework, variant, SHORT);
+  const long = await count(framework, variant, LONG);
+  const value = Math.round((long - short) / (LONG - SHORT));
+  process.stderr.write(`${framework} ${variant}: ${value} instructions per request\n`);
+  return value;
+}
+
+const out = { suite: 'http-instructions', node: process.version, date: new Date().toISOString(), short: SHORT, long: LONG, frameworks: {} };
+for (const framework of frameworks) {
+  const counts = {};
+  for (const variant of variants) counts[variant] = await perRequest(framework, variant);
+  console.log(`\n### ${framework}: instructions per request (callgrind, ${SHORT} and ${LONG} requests)\n`);
+  console.log('| variant | instructions per request | plain / variant |');
+  console.log('|---|---:|---:|');
+  for (const variant of variants) {
+    const ratio = counts.plain === undefined ? '' : (counts.plain / counts[variant]).toFixed(3);
+    console.log(`| ${variant} | ${counts[variant].toLocaleString('en-US')} | ${ratio} |`);
+  }
+  out.frameworks[framework] = counts;
+}
+saveResults(`http-instructions${frameworkArg ? `-${frameworkArg}` : ''}`, out);
