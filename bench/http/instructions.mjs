@@ -8,10 +8,11 @@
 //   node bench/http/instructions.mjs [express|koa] [variant ...]
 //   BENCH_HTTP_SHORT=10000 BENCH_HTTP_LONG=30000 node bench/http/instructions.mjs koa plain cyb
 //
-// Needs valgrind (Debian: apt-get install valgrind). Each variant takes a few minutes. Only user-space instructions are counted: the
-// kernel's share of each request (the loopback TCP stack, about a third of the CPU time of a plain
-// server here) is the same for every variant and is not in these figures, so a ratio of instructions is
-// lower than the ratio of throughput the same change gives.
+// Needs valgrind (Debian: apt-get install valgrind). Each variant takes a few minutes (Express more).
+// Only user-space instructions are counted. The kernel's share of each request (the loopback TCP
+// stack, about a third of a plain Koa server's CPU time here) is the same for every variant and is left
+// out, which makes a ratio of instructions read lower than the throughput ratio; cache misses are left
+// out too, and the spans a Collector keeps add to those, which works the other way.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
