@@ -239,8 +239,19 @@ describe('properties', () => {
     // either spelling, with unrelated headers and polluted-looking keys around. (Baggage entries are
     // compared by their text: each parse makes its metadata object anew.)
     const forwarding = { get: (c: unknown, k: string) => defaultGetter.get(c, k) };
-    const names = ['traceparent', 'tracestate', 'b3', 'baggage', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-sampled', 'x-b3-flags', 'x-b3-parentspanid',
-      'X-B3-TraceId', 'X-B3-SpanId', 'X-B3-Sampled', 'X-B3-Flags', 'X-B3-ParentSpanId', 'host', 'user-agent', 'constructor', 'toString'];
+    // Every name the full path looks up, taken from the full path itself (carriers that record the
+    // own-property lookups the default getter makes), so a name added there is tested here too.
+    const looked = new Set<string>();
+    const recording = (target: object): object =>
+      new Proxy(target, {
+        getOwnPropertyDescriptor: (t, key) => {
+          if (typeof key === 'string') looked.add(key);
+          return Reflect.getOwnPropertyDescriptor(t, key);
+        },
+      });
+    for (const target of [{}, { traceparent: VALID }]) extract(recording(target), { formats: ['w3c', 'b3', 'b3multi'], getter: forwarding });
+    assert.ok(looked.has('tracestate') && looked.has('X-B3-ParentSpanId') && looked.has('baggage'));
+    const names = [...looked, 'host', 'user-agent', 'constructor', 'toString'];
     const value = fc.oneof(header, fc.constantFrom(TRACE_ID, SPAN_ID, '1', 'true', 'k=v', undefined));
     const headers = fc.dictionary(fc.constantFrom(...names), value, { maxKeys: 4 });
     const formats = fc.constantFrom<readonly ('w3c' | 'b3' | 'b3multi')[]>(['w3c', 'b3', 'b3multi'], ['w3c'], ['b3'], ['b3multi'], ['b3multi', 'w3c']);
