@@ -3,7 +3,7 @@ import { propagationFormats, withContext, type PropagationFormat } from '@cyb/co
 import { outgoing, spansObserved } from './internal/activity.js';
 import { internalError } from './internal/debug.js';
 import { compileHeaderList, compilePathTest, optionalFunction, positiveInteger, type PathMatcher } from './internal/options.js';
-import { beginRequest, noteError, states, type KoaContextLike, type ServerConfig, type SpanNameInfo } from './internal/server.js';
+import { beginRequest, noteError, stateOf, type KoaContextLike, type ServerConfig, type SpanNameInfo } from './internal/server.js';
 
 export type { PathMatcher } from './internal/options.js';
 export type { SpanNameInfo } from './internal/server.js';
@@ -83,9 +83,9 @@ export function traceHttp(options: TraceHttpOptions = {}): TraceHttpMiddleware {
   };
 
   function express(req: IncomingMessage, res: ServerResponse, next: ExpressNext): void {
-    // Nothing would use the span; or an app mounted inside another traced app, whose middleware
-    // already owns this request.
-    if ((!config.always && !outgoing.running && !spansObserved()) || states.has(req)) return next();
+    // Nothing would use the span. (An app mounted inside another traced app, whose middleware
+    // already owns this request, is told apart by beginRequest.)
+    if (!config.always && !outgoing.running && !spansObserved()) return next();
     let begun;
     try {
       begun = beginRequest(req, res, config, undefined);
@@ -97,7 +97,7 @@ export function traceHttp(options: TraceHttpOptions = {}): TraceHttpMiddleware {
   }
 
   function koa(ctx: KoaContextLike, next: KoaNext): unknown {
-    if ((!config.always && !outgoing.running && !spansObserved()) || states.has(ctx.req)) return next();
+    if (!config.always && !outgoing.running && !spansObserved()) return next();
     let begun;
     try {
       begun = beginRequest(ctx.req, ctx.res, config, ctx);
@@ -141,7 +141,7 @@ export function traceHttp(options: TraceHttpOptions = {}): TraceHttpMiddleware {
  */
 export function traceHttpErrors(): (err: unknown, req: IncomingMessage, res: ServerResponse, next: ExpressNext) => void {
   return function traceHttpErrors(err: unknown, req: IncomingMessage, _res: ServerResponse, next: ExpressNext): void {
-    const state = states.get(req);
+    const state = stateOf(req);
     if (state !== undefined) noteError(state, err);
     next(err);
   };

@@ -5,13 +5,16 @@ import { Collector, currentSpan, type SpanRecord } from '@cyb/core';
 import express5 from 'express';
 import express4 from 'express4';
 import { httpTraceStats, traceHttp, traceHttpErrors } from '../src/index.js';
-import { closeServer, hex, listen, send, sleep, spanWhere, traceparent, waitFor } from './support.js';
+import { allSpans, closeServer, hex, listen, pipelined, send, sleep, spanWhere, traceparent, waitFor } from './support.js';
 
 type ExpressFactory = typeof express5;
 
 class TeapotError extends Error {
   status = 418;
 }
+
+/** What `req.route.path` read at the response's 'finish' and some time after the response. */
+const routeReads: { finish: unknown; later: unknown }[] = [];
 
 function buildApp(express: ExpressFactory, seenErrors: unknown[]): ReturnType<ExpressFactory> {
   const app = express();
@@ -40,6 +43,17 @@ function buildApp(express: ExpressFactory, seenErrors: unknown[]): ReturnType<Ex
     await new Promise((r) => setImmediate(r));
     res.set('x-out', 'response-value-long');
     res.json({ id: req.params.id, before, after: ids() });
+  });
+  app.get('/reads/:id', (req, res) => {
+    const read: { finish: unknown; later: unknown } = { finish: undefined, later: undefined };
+    res.on('finish', () => {
+      read.finish = req.route?.path;
+      setTimeout(() => {
+        read.later = req.route?.path;
+        routeReads.push(read);
+      }, 20);
+    });
+    res.send('read');
   });
   const api = express.Router();
   const v1 = express.Router();
@@ -240,6 +254,49 @@ for (const [label, express] of [
       assert.equal(s.attributes['http.response.status_code'], undefined);
       assert.equal(s.status.code, 'error');
       assert.equal(httpTraceStats().aborted, abortedBefore + 1);
+    });
+
+    it('leaves req.route as Express set it, for readers after the response ended', async () => {
+      routeReads.length = 0;
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        // The second request reuses the connection before the first one's late read.
+        await send(port, '/reads/1', { agent });
+        await send(port, '/reads/2', { agent });
+        await waitFor(() => (routeReads.length === 2 ? true : undefined), 'both late reads');
+      } finally {
+        agent.destroy();
+      }
+      assert.deepEqual(routeReads, [
+        { finish: '/reads/:id', later: '/reads/:id' },
+        { finish: '/reads/:id', later: '/reads/:id' },
+      ]);
+      const names = await waitFor(() => {
+        const spans = allSpans(collector).filter((s) => s.attributes['url.path']?.toString().startsWith('/reads/'));
+        return spans.length === 2 ? spans.map((s) => s.name) : undefined;
+      }, 'both SERVER spans');
+      assert.deepEqual(names, ['GET /reads/:id', 'GET /reads/:id']);
+    });
+
+    it('traces pipelined requests on one connection each in its own span', async () => {
+      const slow = hex(16);
+      const quick = hex(16);
+      const statuses = await pipelined(port, [
+        { path: '/users/7', headers: { traceparent: traceparent(slow, hex(8)) } },
+        { path: '/unavailable', headers: { traceparent: traceparent(quick, hex(8)) } },
+        { path: '/api/v1/items/3' },
+      ]);
+      assert.deepEqual(statuses, [200, 503, 200]);
+      const first = await serverSpan(slow);
+      const second = await serverSpan(quick);
+      assert.equal(first.name, 'GET /users/:id');
+      assert.equal(first.attributes['http.response.status_code'], 200);
+      assert.equal(second.name, 'GET /unavailable');
+      assert.equal(second.attributes['http.response.status_code'], 503);
+      assert.equal(second.status.code, 'error');
+      const third = await spanWhere(collector, (s) => s.attributes['url.path'] === '/api/v1/items/3', 'third pipelined span');
+      assert.equal(third.name, 'GET /api/v1/items/:itemId');
+      assert.equal(third.parentSpanId, undefined);
     });
 
     it('leaves ignored paths untraced and without an active span', async () => {

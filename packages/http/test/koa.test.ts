@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import http, { type Server } from 'node:http';
+import http2 from 'node:http2';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { Collector, currentSpan, type SpanRecord } from '@cyb/core';
 import Router from '@koa/router';
 import Koa3 from 'koa';
 import Koa2 from 'koa2';
 import { traceHttp } from '../src/index.js';
-import { closeServer, hex, listen, send, sleep, spanWhere, traceparent } from './support.js';
+import { closeServer, hex, listen, pipelined, send, sleep, spanWhere, traceparent } from './support.js';
 
 const koaBoom = new Error('koa boom');
 
@@ -170,5 +171,69 @@ for (const [label, Koa] of [
       const reply = await send(port, '/health', { headers: { traceparent: traceparent(hex(16), hex(8)) } });
       assert.deepEqual(JSON.parse(reply.body), { active: false });
     });
+
+    it('traces pipelined requests on one connection each in its own span', async () => {
+      const slow = hex(16);
+      const quick = hex(16);
+      const statuses = await pipelined(port, [
+        { path: '/users/7', headers: { traceparent: traceparent(slow, hex(8)) } },
+        { path: '/unavailable', headers: { traceparent: traceparent(quick, hex(8)) } },
+      ]);
+      assert.deepEqual(statuses, [200, 503]);
+      const first = await serverSpan(slow);
+      const second = await serverSpan(quick);
+      assert.equal(first.name, 'GET /users/:id');
+      assert.equal(first.attributes['http.response.status_code'], 200);
+      assert.equal(second.name, 'GET /unavailable');
+      assert.equal(second.attributes['http.response.status_code'], 503);
+    });
   });
 }
+
+describe('traceHttp() in Koa on HTTP/2', () => {
+  let server: http2.Http2Server;
+  let port: number;
+  let client: http2.ClientHttp2Session;
+
+  before(async () => {
+    server = http2.createServer(buildApp(Koa3, []).callback());
+    port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+    client = http2.connect(`http://127.0.0.1:${port}`);
+  });
+  after(async () => {
+    client.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  function get(path: string, headers: Record<string, string>, abortAfterMs?: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const stream = client.request({ ':path': path, ...headers });
+      let status = 0;
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', () => {});
+      stream.on('end', () => resolve(status));
+      stream.on('close', () => resolve(status));
+      stream.on('error', reject);
+      if (abortAfterMs !== undefined) setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), abortAfterMs);
+    });
+  }
+
+  it('ends the SERVER span when the stream ends, with the route and the status', async () => {
+    const traceId = hex(16);
+    const parentId = hex(8);
+    assert.equal(await get('/users/9', { traceparent: traceparent(traceId, parentId) }), 200);
+    const s = await spanWhere(collector, (x) => x.traceId === traceId && x.kind === 'server', 'HTTP/2 SERVER span');
+    assert.equal(s.name, 'GET /users/:id');
+    assert.equal(s.parentSpanId, parentId);
+    assert.equal(s.attributes['http.response.status_code'], 200);
+    assert.equal(s.attributes['http.aborted'], undefined);
+  });
+
+  it('marks the span aborted when the client cancels the stream first', async () => {
+    const traceId = hex(16);
+    await get('/slow', { traceparent: traceparent(traceId, hex(8)) }, 50);
+    const s = await spanWhere(collector, (x) => x.traceId === traceId && x.kind === 'server', 'cancelled HTTP/2 SERVER span');
+    assert.equal(s.name, 'GET /slow');
+    assert.equal(s.attributes['http.aborted'], true);
+  });
+});

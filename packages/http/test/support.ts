@@ -1,8 +1,9 @@
 // Shared by the test files: real servers on 127.0.0.1 port 0, a plain node:http client, and polling
-// for finished spans (a SERVER span ends on the response's 'close', a tick after the client has it).
+// for finished spans (a SERVER span ends when node:http has flushed the response, about when the client
+// has it).
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Collector, SpanRecord } from '@cyb/core';
 
 export function listen(server: Server): Promise<number> {
@@ -95,4 +96,28 @@ export function parseTraceparent(value: unknown): [string, string, string, strin
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Writes every request on one connection before reading anything (HTTP/1.1 pipelining), the last one
+ * asking to close it, and resolves with the status codes of the responses in the order they came.
+ */
+export function pipelined(port: number, requests: { path: string; headers?: Record<string, string> }[]): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      resolve([...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1])));
+    });
+    const wire = requests.map(({ path, headers = {} }, i) => {
+      const lines = [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+      if (i === requests.length - 1) lines.push('Connection: close');
+      return `${lines.join('\r\n')}\r\n\r\n`;
+    });
+    // Not end(): a half-closed connection makes node:http abort the requests still open on it.
+    socket.write(wire.join(''));
+  });
 }

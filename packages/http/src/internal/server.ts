@@ -1,4 +1,5 @@
-import { IncomingMessage, type ServerResponse } from 'node:http';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import { contextWithSpan, extract, SpanNames, startSpan, type Attributes, type CybSpan, type PropagationFormat } from '@cyb/core';
 import { spansObserved } from './activity.js';
 import { hookError, internalError, stats } from './debug.js';
@@ -43,13 +44,17 @@ export class RequestState {
   routeCaptured = false;
   hasError = false;
   error: unknown = undefined;
+  /** The next older request still open on the same connection (pipelined requests), if any. */
+  older: RequestState | undefined = undefined;
   constructor(
     readonly span: CybSpan,
     readonly config: ServerConfig,
     readonly method: string,
     readonly path: string,
-    readonly req: IncomingMessage,
-    readonly koa: KoaContextLike | undefined,
+    // Let go of once the span has ended: a context that outlives the request keeps only the state.
+    public req: IncomingMessage | undefined,
+    public res: ServerResponse | undefined,
+    public koa: KoaContextLike | undefined,
   ) {}
 }
 
@@ -64,31 +69,114 @@ export function pathOf(url: string): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
-const kState = Symbol('cyb.http.request');
-type Traced = { [kState]?: RequestState };
-
-/**
- * The state of each traced request hangs on `req` under a symbol, for the route accessor and the
- * Express error middleware. Not a WeakMap: one entry per request, keyed by objects that die young,
- * kept the old generation growing and cost more in garbage collection than the property costs.
+/*
+ * Where each open request's state is found. Nothing is written on `req` or `res`: Express gives both a
+ * new prototype on every request, and each property added to them afterwards costs a map transition
+ * that V8 cannot cache (about 15,000 instructions per request for one symbol-keyed property, counted
+ * with callgrind). So the open requests of a node:http connection hang on its socket, a stable object,
+ * newest first; node:http reports each finished response on its 'http.server.response.finish'
+ * channel, and the socket's own 'close' reports a client that went away. No listener is added per
+ * request. Other servers' responses (Koa on HTTP/2's compatibility API, hand-made objects) keep a
+ * 'close' listener per response and a WeakMap from request to state.
  */
-export const states = {
-  get: (req: object): RequestState | undefined => (req as Traced)[kState],
-  has: (req: object): boolean => (req as Traced)[kState] !== undefined,
-  set: (req: object, state: RequestState): void => {
-    (req as Traced)[kState] = state;
-  },
-};
+const kOpen = Symbol('cyb.http.open');
+type Connection = { [kOpen]?: RequestState | null; encrypted?: boolean };
+const others = new WeakMap<object, RequestState>();
+let othersInUse = false;
 
-function routeAccessorGet(this: Traced): unknown {
-  return this[kState]?.route;
+function connectionOf(req: IncomingMessage): Connection | undefined {
+  const socket = req.socket as unknown;
+  return socket !== null && typeof socket === 'object' ? (socket as Connection) : undefined;
 }
 
-function routeAccessorSet(this: Traced & { baseUrl?: unknown }, value: unknown): void {
-  const state = this[kState];
+function openOn(socket: Connection | undefined, req: object): RequestState | undefined {
+  if (socket === undefined) return undefined;
+  for (let state = socket[kOpen]; state !== undefined && state !== null; state = state.older) {
+    if (state.req === req) return state;
+  }
+  return undefined;
+}
+
+/** The state of the traced request `req`, while its response is open. */
+export function stateOf(req: IncomingMessage): RequestState | undefined {
+  return openOn(connectionOf(req), req) ?? (othersInUse ? others.get(req) : undefined);
+}
+
+function track(state: RequestState, req: IncomingMessage, res: ServerResponse, socket: Connection | undefined): void {
+  if (socket !== undefined && res instanceof ServerResponse) {
+    const newest = socket[kOpen];
+    if (newest === undefined) (socket as unknown as NodeJS.EventEmitter).once('close', onSocketClose);
+    else if (newest !== null) state.older = newest;
+    socket[kOpen] = state;
+    if (!finishSubscribed) {
+      finishSubscribed = true;
+      diagnostics_channel.subscribe('http.server.response.finish', onResponseFinish);
+    }
+    return;
+  }
+  othersInUse = true;
+  others.set(req, state);
+  res.on('close', () => {
+    others.delete(req);
+    // HTTP/2's compatibility response reports a cancelled stream as finished, but never ended.
+    end(state, res, !(res.writableEnded && res.writableFinished));
+  });
+}
+let finishSubscribed = false;
+
+/** Takes `state` off its connection's list of open requests. */
+function untrack(socket: Connection, state: RequestState): void {
+  let newer: RequestState | undefined;
+  for (let s = socket[kOpen]; s !== undefined && s !== null; s = s.older) {
+    if (s === state) {
+      if (newer === undefined) socket[kOpen] = state.older ?? null;
+      else newer.older = state.older;
+      state.older = undefined;
+      return;
+    }
+    newer = s;
+  }
+}
+
+function onResponseFinish(message: unknown): void {
+  // A diagnostics_channel subscriber that throws is reported as an uncaught exception.
+  try {
+    const { request, response, socket } = message as { request: IncomingMessage; response: ServerResponse; socket: Connection | null };
+    if (socket === null || typeof socket !== 'object') return;
+    const state = openOn(socket, request);
+    if (state === undefined) return;
+    untrack(socket, state);
+    end(state, response, false);
+  } catch (err) {
+    internalError('ending the SERVER span', err);
+  }
+}
+
+function onSocketClose(this: Connection): void {
+  let state = this[kOpen];
+  this[kOpen] = null;
+  while (state !== undefined && state !== null) {
+    const older = state.older;
+    state.older = undefined;
+    if (state.res !== undefined) end(state, state.res, true);
+    state = older;
+  }
+}
+
+// What the router assigned to `req.route`, kept for reads after the response ended (a metrics or
+// logging 'finish' listener), for as long as the request object lives.
+const endedRoutes = new WeakMap<object, unknown>();
+
+function routeAccessorGet(this: IncomingMessage): unknown {
+  const state = stateOf(this);
+  return state !== undefined ? state.route : endedRoutes.get(this);
+}
+
+function routeAccessorSet(this: IncomingMessage & { baseUrl?: unknown }, value: unknown): void {
+  const state = stateOf(this);
   if (state === undefined) {
-    // Not traced (an ignored path, nothing recording): an own property, as the assignment makes
-    // without the accessor.
+    // Not traced (an ignored path, nothing recording) or already ended: an own property, as the
+    // assignment makes without the accessor.
     Object.defineProperty(this, 'route', { value, writable: true, enumerable: true, configurable: true });
     return;
   }
@@ -119,7 +207,8 @@ const capturing = new WeakSet<object>();
 
 /**
  * Extracts the incoming context, starts the SERVER span and, when anyone records spans, sets up the
- * attributes and the end-of-response listener. Returns undefined for an ignored path.
+ * attributes and the watch for the response's end. Returns undefined for an ignored path, and for a
+ * request already traced by an outer application (an app mounted in another traced app).
  */
 export function beginRequest(
   req: IncomingMessage & { originalUrl?: string },
@@ -127,6 +216,8 @@ export function beginRequest(
   config: ServerConfig,
   koa: KoaContextLike | undefined,
 ): { state: RequestState | undefined; context: ReturnType<typeof contextWithSpan> } | undefined {
+  const socket = connectionOf(req);
+  if (openOn(socket, req) !== undefined || (othersInUse && others.has(req))) return undefined;
   const path = pathOf(req.originalUrl ?? req.url ?? '/');
   if (config.ignore !== undefined && config.ignore(path)) return undefined;
   const parent = extract(req.headers, config.extractOptions);
@@ -140,20 +231,27 @@ export function beginRequest(
   if (!span.isRecording() || !spansObserved()) return { state: undefined, context };
   // Written into the new span's own attributes: passing them to startSpan measured several µs per
   // request dearer, and setAttributes() copies them once more, checking values made right here.
-  requestAttributes(span.attributes, req, method, original, path, config);
-  const state = new RequestState(span, config, method, path, req, koa);
-  states.set(req, state);
+  requestAttributes(span.attributes, req, socket, method, original, path, config);
+  const state = new RequestState(span, config, method, path, req, res, koa);
+  track(state, req, res, socket);
   if (koa === undefined) captureRoutes(req);
   if (config.requestHeaders !== undefined) recordRequestHeaders(span, req, config.requestHeaders, config.maxHeaderValueLength);
-  res.on('close', () => onResponseClose(state, res));
   return { state, context };
 }
 
 /** Adds the request's attributes to `attributes`. */
-function requestAttributes(attributes: Attributes, req: IncomingMessage, method: string, original: string, path: string, config: ServerConfig): void {
+function requestAttributes(
+  attributes: Attributes,
+  req: IncomingMessage,
+  socket: { encrypted?: boolean } | undefined,
+  method: string,
+  original: string,
+  path: string,
+  config: ServerConfig,
+): void {
   attributes['http.request.method'] = method;
   attributes['url.path'] = cap(path, MAX_PATH_LENGTH);
-  attributes['url.scheme'] = (req.socket as { encrypted?: boolean } | null)?.encrypted === true ? 'https' : 'http';
+  attributes['url.scheme'] = socket?.encrypted === true ? 'https' : 'http';
   if (method === '_OTHER') attributes['http.request.method_original'] = cap(original, 64);
   const host = req.headers.host;
   if (typeof host === 'string' && host !== '') {
@@ -186,7 +284,8 @@ function routeTemplate(state: RequestState): string | undefined {
   }
   // Captured by the accessor, or else (a mounted sub-application has a request prototype of its own)
   // read from the request now, with the `baseUrl` now in force.
-  const req = state.req as { route?: { path?: unknown }; baseUrl?: unknown };
+  const req = state.req as { route?: { path?: unknown }; baseUrl?: unknown } | undefined;
+  if (req === undefined) return undefined;
   // An own `route` property was set after any captured one, by a sub-application's router.
   const captured = state.routeCaptured && !Object.prototype.hasOwnProperty.call(req, 'route');
   const route = (captured ? state.route : req.route) as { path?: unknown } | undefined;
@@ -209,20 +308,24 @@ function routeName(method: string, route: string): string {
   return names.of(route);
 }
 
-function onResponseClose(state: RequestState, res: ServerResponse): void {
+/** Ends the request's span: the response finished, or (`aborted`) the client went away first. */
+function end(state: RequestState, res: ServerResponse, aborted: boolean): void {
   if (state.span.ended) return;
   try {
-    finish(state, res);
+    finish(state, res, aborted);
   } catch (err) {
     internalError('ending the SERVER span', err);
     if (!state.span.ended) state.span.end();
   }
+  if (state.routeCaptured && state.req !== undefined) endedRoutes.set(state.req, state.route);
+  state.req = undefined;
+  state.res = undefined;
+  state.koa = undefined;
 }
 
-function finish(state: RequestState, res: ServerResponse): void {
+function finish(state: RequestState, res: ServerResponse, aborted: boolean): void {
   const { span, config } = state;
   const route = routeTemplate(state);
-  const aborted = !res.writableFinished;
   const statusCode = res.headersSent || !aborted ? res.statusCode : 0;
   // Written straight into the attributes, as at the start: setAttribute's store is shared by every
   // key of every span, and the values here need no check.
