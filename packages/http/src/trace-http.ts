@@ -3,7 +3,7 @@ import { propagationFormats, withContext, type PropagationFormat } from '@cyb/co
 import { outgoing, spansObserved } from './internal/activity.js';
 import { internalError } from './internal/debug.js';
 import { compileHeaderList, compilePathTest, optionalFunction, positiveInteger, type PathMatcher } from './internal/options.js';
-import { beginRequest, noteError, stateOf, type KoaContextLike, type ServerConfig, type SpanNameInfo } from './internal/server.js';
+import { beginRequest, noteError, stateOf, watchRequestStarts, type KoaContextLike, type ServerConfig, type SpanNameInfo } from './internal/server.js';
 
 export type { PathMatcher } from './internal/options.js';
 export type { SpanNameInfo } from './internal/server.js';
@@ -86,6 +86,7 @@ export function traceHttp(options: TraceHttpOptions = {}): TraceHttpMiddleware {
     // Nothing would use the span. (An app mounted inside another traced app, whose middleware
     // already owns this request, is told apart by beginRequest.)
     if (!config.always && !outgoing.running && !spansObserved()) return next();
+    watchRequestStarts();
     let begun;
     try {
       begun = beginRequest(req, res, config, undefined);

@@ -1,5 +1,5 @@
 import diagnostics_channel from 'node:diagnostics_channel';
-import { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import { contextWithSpan, extract, SpanNames, startSpan, type Attributes, type CybSpan, type PropagationFormat } from '@cyb/core';
 import { spansObserved } from './activity.js';
 import { hookError, internalError, stats } from './debug.js';
@@ -163,6 +163,42 @@ function onSocketClose(this: Connection): void {
   }
 }
 
+/*
+ * node:http announces each request on 'http.server.request.start' just before it emits 'request',
+ * while req still has node:http's own shape. Express then gives req a prototype of its own, and from
+ * then on every read of a property of req misses V8's caches: each request's req gets a map of its
+ * own, about 1,500 instructions a read, and more once many requests are in flight. What beginRequest
+ * needs from req is read at the announcement and used when the middleware's request is that same one.
+ * Watched from the first Express request on: Koa's requests keep node:http's shape.
+ */
+let started: IncomingMessage | undefined;
+let startedSocket: Connection | undefined;
+let startedUrl: string | undefined;
+let startedMethod: string | undefined;
+let startedHeaders: IncomingHttpHeaders | undefined;
+let watchingStarts = false;
+
+function onRequestStart(message: unknown): void {
+  try {
+    const { request, socket } = message as { request: IncomingMessage; socket: unknown };
+    startedSocket = socket !== null && typeof socket === 'object' ? (socket as Connection) : undefined;
+    startedUrl = request.url;
+    startedMethod = request.method;
+    startedHeaders = request.headers;
+    started = request;
+  } catch (err) {
+    started = undefined;
+    internalError('reading a starting request', err);
+  }
+}
+
+/** Reads each node:http request as it starts, for `beginRequest`. Idempotent. */
+export function watchRequestStarts(): void {
+  if (watchingStarts) return;
+  watchingStarts = true;
+  diagnostics_channel.subscribe('http.server.request.start', onRequestStart);
+}
+
 // What the router assigned to `req.route`, kept for reads after the response ended (a metrics or
 // logging 'finish' listener), for as long as the request object lives.
 const endedRoutes = new WeakMap<object, unknown>();
@@ -216,12 +252,29 @@ export function beginRequest(
   config: ServerConfig,
   koa: KoaContextLike | undefined,
 ): { state: RequestState | undefined; context: ReturnType<typeof contextWithSpan> } | undefined {
-  const socket = connectionOf(req);
+  let socket: Connection | undefined;
+  let url: string | undefined;
+  let original: string | undefined;
+  let headers: IncomingHttpHeaders;
+  if (req === started) {
+    // As node:http received it: the wire's method and URL, even if a middleware before this one
+    // rewrote them.
+    started = undefined;
+    socket = startedSocket;
+    url = startedUrl;
+    original = startedMethod;
+    headers = startedHeaders as IncomingHttpHeaders;
+  } else {
+    socket = connectionOf(req);
+    url = req.originalUrl ?? req.url;
+    original = req.method;
+    headers = req.headers;
+  }
   if (openOn(socket, req) !== undefined || (othersInUse && others.has(req))) return undefined;
-  const path = pathOf(req.originalUrl ?? req.url ?? '/');
+  const path = pathOf(url ?? '/');
   if (config.ignore !== undefined && config.ignore(path)) return undefined;
-  const parent = extract(req.headers, config.extractOptions);
-  const original = req.method ?? 'GET';
+  const parent = extract(headers, config.extractOptions);
+  original ??= 'GET';
   const method = KNOWN_METHODS.has(original) ? original : '_OTHER';
   const span = startSpan(method === '_OTHER' ? 'HTTP' : method, { kind: 'server', parent: parent ?? null });
   stats.serverSpans++;
@@ -231,7 +284,7 @@ export function beginRequest(
   if (!span.isRecording() || !spansObserved()) return { state: undefined, context };
   // Written into the new span's own attributes: passing them to startSpan measured several µs per
   // request dearer, and setAttributes() copies them once more, checking values made right here.
-  requestAttributes(span.attributes, req, socket, method, original, path, config);
+  requestAttributes(span.attributes, headers, socket, method, original, path, config);
   const state = new RequestState(span, config, method, path, req, res, koa);
   track(state, req, res, socket);
   if (koa === undefined) captureRoutes(req);
@@ -242,7 +295,7 @@ export function beginRequest(
 /** Adds the request's attributes to `attributes`. */
 function requestAttributes(
   attributes: Attributes,
-  req: IncomingMessage,
+  headers: IncomingHttpHeaders,
   socket: { encrypted?: boolean } | undefined,
   method: string,
   original: string,
@@ -253,7 +306,7 @@ function requestAttributes(
   attributes['url.path'] = cap(path, MAX_PATH_LENGTH);
   attributes['url.scheme'] = socket?.encrypted === true ? 'https' : 'http';
   if (method === '_OTHER') attributes['http.request.method_original'] = cap(original, 64);
-  const host = req.headers.host;
+  const host = headers.host;
   if (typeof host === 'string' && host !== '') {
     const value = cap(host, MAX_HOST_LENGTH);
     // `[v6]:port`, `name:port` or a bare name; the Host header is client input, so nothing is assumed.
@@ -266,7 +319,7 @@ function requestAttributes(
       if (Number.isInteger(port) && port > 0 && port < 65536) attributes['server.port'] = port;
     }
   }
-  const agent = req.headers['user-agent'];
+  const agent = headers['user-agent'];
   if (typeof agent === 'string') attributes['user_agent.original'] = cap(agent, config.maxHeaderValueLength);
 }
 
@@ -326,7 +379,7 @@ function end(state: RequestState, res: ServerResponse, aborted: boolean): void {
 function finish(state: RequestState, res: ServerResponse, aborted: boolean): void {
   const { span, config } = state;
   const route = routeTemplate(state);
-  const statusCode = res.headersSent || !aborted ? res.statusCode : 0;
+  const statusCode = !aborted || res.headersSent ? res.statusCode : 0;
   // Written straight into the attributes, as at the start: setAttribute's store is shared by every
   // key of every span, and the values here need no check.
   const attributes = span.attributes;
