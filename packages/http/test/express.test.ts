@@ -278,6 +278,36 @@ for (const [label, express] of [
       assert.deepEqual(names, ['GET /reads/:id', 'GET /reads/:id']);
     });
 
+    it('ends the span as aborted when the client left before an earlier middleware let traceHttp() in', async () => {
+      const app = express();
+      let arrived!: () => void;
+      const arrival = new Promise<void>((resolve) => (arrived = resolve));
+      // Lets the request on only once its connection has closed.
+      app.use((req, _res, next) => {
+        arrived();
+        req.socket.once('close', () => setImmediate(next));
+      });
+      app.use(traceHttp());
+      app.get('/late/:id', (_req, res) => {
+        res.send('too late');
+      });
+      const late = http.createServer(app);
+      const latePort = await listen(late);
+      try {
+        const traceId = hex(16);
+        await new Promise<void>((resolve) => {
+          const req = http.get({ host: '127.0.0.1', port: latePort, path: '/late/1', headers: { traceparent: traceparent(traceId, hex(8)) } });
+          req.on('error', () => resolve());
+          void arrival.then(() => req.destroy());
+        });
+        const s = await serverSpan(traceId);
+        assert.equal(s.attributes['http.aborted'], true);
+        assert.equal(s.status.code, 'error');
+      } finally {
+        await closeServer(late);
+      }
+    });
+
     it('traces pipelined requests on one connection each in its own span', async () => {
       const slow = hex(16);
       const quick = hex(16);

@@ -80,7 +80,7 @@ export function pathOf(url: string): string {
  * 'close' listener per response and a WeakMap from request to state.
  */
 const kOpen = Symbol('cyb.http.open');
-type Connection = { [kOpen]?: RequestState | null; encrypted?: boolean };
+type Connection = { [kOpen]?: RequestState | null; encrypted?: boolean; destroyed?: boolean };
 const others = new WeakMap<object, RequestState>();
 let othersInUse = false;
 
@@ -112,6 +112,8 @@ function track(state: RequestState, req: IncomingMessage, res: ServerResponse, s
       finishSubscribed = true;
       diagnostics_channel.subscribe('http.server.response.finish', onResponseFinish);
     }
+    // Gone already (a middleware before this one took its time): its 'close' has been and gone.
+    if (socket.destroyed === true) onSocketClose.call(socket);
     return;
   }
   othersInUse = true;
