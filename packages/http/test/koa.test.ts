@@ -7,7 +7,7 @@ import Router from '@koa/router';
 import Koa3 from 'koa';
 import Koa2 from 'koa2';
 import { traceHttp } from '../src/index.js';
-import { closeServer, hex, listen, pipelined, send, sleep, spanWhere, traceparent } from './support.js';
+import { closeServer, hex, listen, pipelinedPair, send, sleep, spanWhere, traceparent } from './support.js';
 
 const koaBoom = new Error('koa boom');
 
@@ -173,15 +173,8 @@ for (const [label, Koa] of [
     });
 
     it('traces pipelined requests on one connection each in its own span', async () => {
-      const slow = hex(16);
-      const quick = hex(16);
-      const statuses = await pipelined(port, [
-        { path: '/users/7', headers: { traceparent: traceparent(slow, hex(8)) } },
-        { path: '/unavailable', headers: { traceparent: traceparent(quick, hex(8)) } },
-      ]);
+      const { statuses, first, second } = await pipelinedPair(port, collector);
       assert.deepEqual(statuses, [200, 503]);
-      const first = await serverSpan(slow);
-      const second = await serverSpan(quick);
       assert.equal(first.name, 'GET /users/:id');
       assert.equal(first.attributes['http.response.status_code'], 200);
       assert.equal(second.name, 'GET /unavailable');

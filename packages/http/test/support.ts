@@ -121,3 +121,23 @@ export function pipelined(port: number, requests: { path: string; headers?: Reco
     socket.write(wire.join(''));
   });
 }
+
+/**
+ * Pipelines GET /users/7 (a handler that awaits) and GET /unavailable (503) on one connection, each
+ * with a trace of its own, then `more`; resolves with the status codes and the first two SERVER spans.
+ */
+export async function pipelinedPair(
+  port: number,
+  collector: Collector,
+  more: { path: string }[] = [],
+): Promise<{ statuses: number[]; first: SpanRecord; second: SpanRecord }> {
+  const slow = hex(16);
+  const quick = hex(16);
+  const statuses = await pipelined(port, [
+    { path: '/users/7', headers: { traceparent: traceparent(slow, hex(8)) } },
+    { path: '/unavailable', headers: { traceparent: traceparent(quick, hex(8)) } },
+    ...more,
+  ]);
+  const server = (traceId: string) => spanWhere(collector, (s) => s.traceId === traceId && s.kind === 'server', `SERVER span of ${traceId}`);
+  return { statuses, first: await server(slow), second: await server(quick) };
+}

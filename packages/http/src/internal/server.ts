@@ -126,18 +126,19 @@ function track(state: RequestState, req: IncomingMessage, res: ServerResponse, s
 }
 let finishSubscribed = false;
 
-/** Takes `state` off its connection's list of open requests. */
-function untrack(socket: Connection, state: RequestState): void {
+/** Takes the open request `req` off its connection's list, and returns its state. */
+function take(socket: Connection, req: object): RequestState | undefined {
   let newer: RequestState | undefined;
-  for (let s = socket[kOpen]; s !== undefined && s !== null; s = s.older) {
-    if (s === state) {
+  for (let state = socket[kOpen]; state !== undefined && state !== null; state = state.older) {
+    if (state.req === req) {
       if (newer === undefined) socket[kOpen] = state.older ?? null;
       else newer.older = state.older;
       state.older = undefined;
-      return;
+      return state;
     }
-    newer = s;
+    newer = state;
   }
+  return undefined;
 }
 
 function onResponseFinish(message: unknown): void {
@@ -145,10 +146,8 @@ function onResponseFinish(message: unknown): void {
   try {
     const { request, response, socket } = message as { request: IncomingMessage; response: ServerResponse; socket: Connection | null };
     if (socket === null || typeof socket !== 'object') return;
-    const state = openOn(socket, request);
-    if (state === undefined) return;
-    untrack(socket, state);
-    end(state, response, false);
+    const state = take(socket, request);
+    if (state !== undefined) end(state, response, false);
   } catch (err) {
     internalError('ending the SERVER span', err);
   }
