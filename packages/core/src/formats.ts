@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import type { SpanRecord } from './CybSpan.js';
+import { shallowCopy } from './shallow-copy.js';
 import { Collector, type CollectedTrace, type CollectorStats } from './Collector.js';
 
 /** One span as `dynamic-traces.json` writes it. */
@@ -71,7 +72,7 @@ function entryType(root: SpanRecord): string {
 }
 
 function toDynamicSpan(s: SpanRecord): DynamicSpan {
-  const metadata: Record<string, unknown> = { ...s.attributes };
+  const metadata: Record<string, unknown> = shallowCopy(s.attributes);
   for (const [k, v] of Object.entries(s.resource ?? {})) if (!(k in metadata)) metadata[k] = v;
   if (s.status.code === 'error' && s.status.message !== undefined) metadata['error.message'] = s.status.message;
   const out: DynamicSpan = {

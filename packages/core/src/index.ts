@@ -2,6 +2,7 @@
 export { span, startSpan, currentSpan, activeContext, contextWithSpan, withContext, spanContextOf, rootContext, SAMPLING_DECISION_KEY } from './span.js';
 export { CybSpan } from './CybSpan.js';
 export { SpanNames } from './span-names.js';
+export { shallowCopy } from './shallow-copy.js';
 export type { SpanMeta, StartSpanOptions } from './span.js';
 export type { Attributes, AttributeValue, Context, Link, Span, SpanContext } from '@opentelemetry/api';
 export type { CodeLocation, EventRecord, LinkRecord, SpanKind, SpanRecord, SpanStatusRecord } from './CybSpan.js';

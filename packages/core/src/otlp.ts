@@ -5,6 +5,7 @@ import { suppressTracing } from '@opentelemetry/core';
 import type { EventRecord, LinkRecord, SpanKind, SpanRecord, SpanStatusRecord } from './CybSpan.js';
 import { onSpanEnd } from './internal/channel.js';
 import { debug } from './internal/debug.js';
+import { shallowCopy } from './shallow-copy.js';
 
 // OTLP/JSON (opentelemetry-proto, protobuf JSON mapping): ids are hex, 64-bit integers are strings.
 const KIND_TO_OTLP: Record<SpanKind, number> = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 };
@@ -57,7 +58,7 @@ function keyValues(attrs: Record<string, unknown> | undefined): KeyValue[] {
 const usToNanos = (us: number): string => `${Math.round(us)}000`;
 
 function otlpSpan(s: SpanRecord): Record<string, unknown> {
-  const attributes: Record<string, unknown> = { ...s.attributes };
+  const attributes: Record<string, unknown> = shallowCopy(s.attributes);
   if (s.function !== undefined) attributes['code.function.name'] = s.function;
   if (s.file !== undefined) attributes['code.file.path'] = s.file;
   if (s.line !== undefined) attributes['code.line.number'] = s.line;

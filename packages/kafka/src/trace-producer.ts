@@ -1,4 +1,4 @@
-import { contextWithSpan, propagationFormats, startSpan, type CybSpan, type PropagationFormat } from '@cyb/core';
+import { contextWithSpan, propagationFormats, shallowCopy, startSpan, type CybSpan, type PropagationFormat } from '@cyb/core';
 import type { Message, Producer, ProducerBatch, ProducerRecord, RecordMetadata, Transaction } from 'kafkajs';
 import { keyText, offsetValue, spanName, writeBaseAttributes } from './internal/attributes.js';
 import { tracingFailed } from './internal/debug.js';
@@ -68,7 +68,12 @@ function traceMessages(topic: string, messages: Message[], settings: ProducerSet
       message.headers,
       settings.formats === undefined ? { context: contextWithSpan(span) } : { context: contextWithSpan(span), formats: settings.formats },
     );
-    out[i] = headers === message.headers ? message : { ...message, headers };
+    if (headers === message.headers) out[i] = message;
+    else {
+      const copy = shallowCopy(message);
+      copy.headers = headers;
+      out[i] = copy;
+    }
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import { contextWithSpan, currentSpan, startSpan, withContext, type CybSpan } from '@cyb/core';
 import { unwrapEnvelope, wrapEnvelope } from './envelope.js';
-import { commandAttributes, consumerSpec, producerSpec, serverAttributes, type Attributes } from './internal/attributes.js';
+import { consumerSpec, producerSpec, serverAttributes, type Attributes } from './internal/attributes.js';
 import { debug } from './internal/debug.js';
 import { tracingFailed } from './internal/stats.js';
 import { injectFields, traceFieldName } from './internal/trace-fields.js';
@@ -212,9 +212,10 @@ function instrument(state: State, command: CommandLike): void {
     const operation = upperName(command.name);
     client = startSpan(operation, {
       kind: 'client',
-      attributes: commandAttributes(state.server, operation),
+      attributes: state.server,
       parent: producer === undefined ? undefined : contextWithSpan(producer),
     });
+    client.attributes['db.operation.name'] = operation;
   }
   if (producer !== undefined || client !== undefined) observe(command, producer, client, kind === XADD);
 }

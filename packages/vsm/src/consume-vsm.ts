@@ -1,5 +1,5 @@
 import type { Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
-import { currentSpan } from '@cyb/core';
+import { currentSpan, shallowCopy } from '@cyb/core';
 import { traceChannel } from '@cyb/amqp';
 import type { Vsm, VsmMeta, VsmSend } from './create-vsm.js';
 import { debug, failures } from './internal/debug.js';
@@ -115,6 +115,13 @@ interface Routed {
   size?: number;
 }
 
+/** The message's own meta with the AMQP details added, as an ordinary object (see `shallowCopy`). */
+function withAmqp(meta: object | undefined, amqp: Record<string, unknown>): VsmMeta {
+  const out: Record<string, unknown> = meta === undefined || meta === null ? {} : shallowCopy(meta as Record<string, unknown>);
+  out.amqp = amqp;
+  return out;
+}
+
 /** Reads system, operation and payload; throws UnknownOperationError when the message names none. */
 function routeMessage(route: VsmRoute, message: ConsumeMessage): Routed {
   const amqp = amqpMeta(message);
@@ -123,7 +130,7 @@ function routeMessage(route: VsmRoute, message: ConsumeMessage): Routed {
     if (r === undefined || typeof r.system !== 'string' || typeof r.operation !== 'string') {
       throw new UnknownOperationError(String(r?.system ?? ''), String(r?.operation ?? ''), `route() found no system and operation in the message from "${message.fields.routingKey}"`);
     }
-    return { system: r.system, operation: r.operation, payload: r.payload, meta: { ...r.meta, amqp } };
+    return { system: r.system, operation: r.operation, payload: r.payload, meta: withAmqp(r.meta, amqp) };
   }
   if (route === 'body') {
     let body: unknown;
@@ -137,7 +144,7 @@ function routeMessage(route: VsmRoute, message: ConsumeMessage): Routed {
       throw new UnknownOperationError('', '', 'message content has no string "system" and "operation" fields');
     }
     const meta = b.meta !== null && typeof b.meta === 'object' ? (b.meta as Record<string, unknown>) : {};
-    return { system: b.system, operation: b.operation, payload: b.payload, meta: { ...meta, amqp } };
+    return { system: b.system, operation: b.operation, payload: b.payload, meta: withAmqp(meta, amqp) };
   }
   const key = message.fields.routingKey;
   const dot = key.indexOf('.');
@@ -152,7 +159,7 @@ function routeMessage(route: VsmRoute, message: ConsumeMessage): Routed {
   } catch {
     throw new UnknownOperationError(system, operation, `content of ${key} is not valid JSON`);
   }
-  return { system, operation, payload, meta: { ...headerMeta(message), amqp }, size: message.content.length };
+  return { system, operation, payload, meta: withAmqp(headerMeta(message), amqp), size: message.content.length };
 }
 
 /**

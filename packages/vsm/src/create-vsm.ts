@@ -168,7 +168,9 @@ export function createVsm(options: VsmOptions = {}): Vsm {
       if (entry === undefined) {
         const error = table === undefined ? new UnknownSystemError(sys, op) : new UnknownOperationError(sys, op);
         try {
-          span(`vsm.${sys} ${op}`, { attributes: { ...attributesFor(sys, op, payload, opts.payloadSize), 'error.type': error.name } }, () => {
+          const attributes = attributesFor(sys, op, payload, opts.payloadSize);
+          attributes['error.type'] = error.name;
+          span(`vsm.${sys} ${op}`, { attributes }, () => {
             throw error;
           });
         } catch (thrown) {

@@ -86,7 +86,3 @@ export function serverAttributes(options: unknown): Attributes {
   }
   return attributes;
 }
-
-export function commandAttributes(server: Attributes, operation: string): Attributes {
-  return { ...server, 'db.operation.name': operation };
-}
