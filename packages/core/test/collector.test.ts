@@ -95,8 +95,12 @@ describe('Collector', () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return seed % n;
     };
-    // Ids a network could send: hex, upper case, short, empty, long, and near neighbours.
+    // Ids a network could send: hex, upper case, short, empty, long, and near neighbours; ids beyond
+    // ASCII (hashed from their UTF-8 bytes), lone surrogates (which encode alike), and lengths on
+    // either side of the 42 characters read from the scratch buffer.
+    const odd = ['\u0130'.repeat(32), '\u0161'.repeat(32), 'x\ud800', 'x\udc00', '\u2603\ud83d\ude00', 'a'.repeat(42), 'a'.repeat(43), `${'b'.repeat(41)}\u00e9`, `${'b'.repeat(42)}\u00e9`];
     const pool = Array.from({ length: 300 }, (_, i) => {
+      if (i % 25 === 3) return odd[((i / 25) | 0) % odd.length] as string;
       if (i % 50 === 0) return '';
       if (i % 7 === 0) return `trace-${i}`;
       if (i % 11 === 0) return 'f'.repeat(31) + (i % 10).toString() + 'x'.repeat(i);

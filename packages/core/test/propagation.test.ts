@@ -280,7 +280,9 @@ describe('properties', () => {
     // Valid headers with one to three characters after the version replaced: digits, upper-case hex,
     // dashes, letters past f, zeros (all-zero ids), white space and characters beyond ASCII. (Other
     // versions read leniently, as the tests above show.)
-    const replacement = fc.constantFrom('0', '9', 'a', 'f', 'A', 'F', 'g', '-', ' ', '\u00e9', '\u2603', 'z', '/', ':', '`', '@');
+    // Among them characters whose low byte is a hex digit or a dash (U+0130, U+0161, U+022D), and a
+    // lone surrogate: a check that read Latin-1 bytes would take those for '0', 'a' and '-'.
+    const replacement = fc.constantFrom('0', '9', 'a', 'f', 'A', 'F', 'g', '-', ' ', '\u00e9', '\u2603', 'z', '/', ':', '`', '@', '\u0130', '\u0161', '\u022d', '\ud800');
     const mutated = fc
       .tuple(fc.constantFrom(VALID, `00-${'0'.repeat(32)}-${SPAN_ID}-01`, `00-${TRACE_ID}-${'0'.repeat(16)}-00`), fc.array(fc.tuple(fc.integer({ min: 2, max: 54 }), replacement), { minLength: 1, maxLength: 3 }))
       .map(([base, edits]) => {
