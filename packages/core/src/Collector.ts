@@ -1,7 +1,7 @@
 import type { SpanRecord } from './CybSpan.js';
 import { onSpanEnd } from './internal/channel.js';
 import { sampledByRatio } from './internal/ids.js';
-import { scratch, toScratch } from './internal/scratch.js';
+import { asciiBytes, codeAt } from './internal/scratch.js';
 
 export interface CollectorOptions {
   /** Traces kept at most; the least recently active is evicted first. Default 1000. */
@@ -47,31 +47,20 @@ const FIRST_CAPACITY = 64;
 
 /**
  * A 32-bit hash of `id` under `seed`, over every character: trace ids arrive from the network. Two
- * lanes, even and odd bytes, so that one lane's multiplications need not wait for the other's. Ids
- * of up to 42 characters (every W3C and B3 id) are read as UTF-8 bytes from the scratch buffer
- * (see internal/scratch.ts); longer ones, which only foreign records carry, character by character.
+ * lanes, even and odd characters, so that one lane's multiplications need not wait for the other's.
+ * The same hash whether the characters come from `charCodeAt` or from bytes (internal/scratch.ts).
  */
 function hashId(id: string, seed: number): number {
   let even = seed;
   let odd = seed ^ 0x5bd1e995;
-  let length: number;
+  const length = id.length;
+  const bytes = asciiBytes(id);
   let i = 0;
-  if (id.length <= 42) {
-    length = toScratch(id);
-    const bytes = scratch;
-    for (; i + 1 < length; i += 2) {
-      even = Math.imul(even ^ (bytes[i] as number), 0x01000193);
-      odd = Math.imul(odd ^ (bytes[i + 1] as number), 0x01000193);
-    }
-    if (i < length) even = Math.imul(even ^ (bytes[i] as number), 0x01000193);
-  } else {
-    length = id.length;
-    for (; i + 1 < length; i += 2) {
-      even = Math.imul(even ^ id.charCodeAt(i), 0x01000193);
-      odd = Math.imul(odd ^ id.charCodeAt(i + 1), 0x01000193);
-    }
-    if (i < length) even = Math.imul(even ^ id.charCodeAt(i), 0x01000193);
+  for (; i + 1 < length; i += 2) {
+    even = Math.imul(even ^ codeAt(id, bytes, i), 0x01000193);
+    odd = Math.imul(odd ^ codeAt(id, bytes, i + 1), 0x01000193);
   }
+  if (i < length) even = Math.imul(even ^ codeAt(id, bytes, i), 0x01000193);
   let h = even ^ Math.imul(odd ^ length, 0x85ebca6b);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Collector, span, startSpan, type SpanRecord } from '@cyb/core';
+import { Collector, configure, span, startSpan, type SpanRecord } from '@cyb/core';
 
 function endedRoot(name = 'r'): SpanRecord {
   const s = startSpan(name, { parent: null });
@@ -106,13 +106,17 @@ describe('Collector', () => {
       if (i % 11 === 0) return 'f'.repeat(31) + (i % 10).toString() + 'x'.repeat(i);
       return i.toString(16).padStart(32, i % 3 === 0 ? 'A' : '0');
     });
-    for (const [maxTraces, maxSpansPerTrace] of [[1, 1], [2, 3], [3, 2], [63, 4], [64, 5], [65, 3], [130, 2], [1000, 50]] as const) {
+    // Both ways of reading the characters (charCodeAt, bytes from the scratch buffer), and a switch
+    // between them halfway through each run: a trace id must hash alike either way.
+    for (const [maxTraces, maxSpansPerTrace, bytesFirst] of [[1, 1, false], [2, 3, true], [3, 2, false], [63, 4, true], [64, 5, false], [65, 3, true], [130, 2, false], [1000, 50, true]] as const) {
+      configure({ readTextAsBytes: bytesFirst });
       const c = new Collector({ maxTraces, maxSpansPerTrace });
       const model = new Map<string, string[]>();
       let evicted = 0;
       let dropped = 0;
       let held = 0;
       for (let step = 0; step < 6000; step++) {
+        if (step === 3000) configure({ readTextAsBytes: !bytesFirst });
         // Favour a few hot ids so traces are re-activated, not only evicted.
         const traceId = pool[random(4) === 0 ? random(8) : random(pool.length)] as string;
         const spanId = step.toString(16).padStart(16, '0');
@@ -150,6 +154,7 @@ describe('Collector', () => {
       c.add({ ...endedRoot(), traceId: pool[1] as string });
       assert.deepEqual(c.stats(), { traces: 1, spans: 1, evictedTraces: 0, droppedSpans: 0, sampledOut: 0 }, `${label}, after clear`);
     }
+    configure({ readTextAsBytes: false });
   });
 
   it('stays bounded under a flood of 200,000 spans', () => {

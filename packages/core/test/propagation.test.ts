@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { propagation, ROOT_CONTEXT, trace, TraceFlags, type Context } from '@opentelemetry/api';
 import fc from 'fast-check';
-import { contextWithSpan, defaultGetter, extract, inject, propagationStats, resetPropagationStats, SAMPLING_DECISION_KEY, startSpan } from '@cyb/core';
+import { configure, contextWithSpan, defaultGetter, extract, inject, propagationStats, resetPropagationStats, SAMPLING_DECISION_KEY, startSpan } from '@cyb/core';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
@@ -290,12 +290,20 @@ describe('properties', () => {
         for (const [at, c] of edits) chars[at] = c;
         return chars.join('');
       });
-    fc.assert(
-      fc.property(mutated, (value) => {
-        assert.equal(parentOf(extract({ traceparent: value }, { formats: ['w3c'] })) !== undefined, accepted(value), value);
-      }),
-      { numRuns: 5000 },
-    );
+    // Both ways of reading the characters: charCodeAt, and bytes from the scratch buffer.
+    for (const readTextAsBytes of [false, true]) {
+      configure({ readTextAsBytes });
+      try {
+        fc.assert(
+          fc.property(mutated, (value) => {
+            assert.equal(parentOf(extract({ traceparent: value }, { formats: ['w3c'] })) !== undefined, accepted(value), `${value} (bytes: ${readTextAsBytes})`);
+          }),
+          { numRuns: 5000 },
+        );
+      } finally {
+        configure({ readTextAsBytes: false });
+      }
+    }
   });
 
   it('extract(inject(ctx)) gives back the same trace, span and sampled flag', () => {

@@ -247,6 +247,16 @@ describe('sampling', () => {
     assert.equal(startSpan('never', { parent: null }).isRecording(), false);
     assert.throws(() => configure({ sampleRate: 2 }), RangeError);
   });
+
+  it('takes readTextAsBytes as a boolean only', () => {
+    assert.throws(() => configure({ readTextAsBytes: 'yes' as unknown as boolean }), /readTextAsBytes must be a boolean/);
+    configure({ readTextAsBytes: true });
+    const bytes = extract({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    configure({ readTextAsBytes: false });
+    const chars = extract({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    assert.equal(trace.getSpanContext(bytes!)?.spanId, 'b7ad6b7169203331');
+    assert.deepEqual(trace.getSpanContext(bytes!), trace.getSpanContext(chars!));
+  });
 });
 
 describe('contexts', () => {

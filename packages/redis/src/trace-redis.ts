@@ -1,4 +1,4 @@
-import { contextWithSpan, currentSpan, startSpan, withContext, type CybSpan } from '@cyb/core';
+import { configure, contextWithSpan, currentSpan, startSpan, withContext, type CybSpan } from '@cyb/core';
 import { unwrapEnvelope, wrapEnvelope } from './envelope.js';
 import { consumerSpec, producerSpec, serverAttributes, type Attributes } from './internal/attributes.js';
 import { debug } from './internal/debug.js';
@@ -337,6 +337,9 @@ export function traceRedis<T extends RedisClientLike>(client: T, options: TraceR
     return client;
   }
   const state = normalize(options);
+  // ioredis subclasses String when it loads, which leaves String.prototype in dictionary mode: from
+  // then on @cyb/core's id checks are faster reading bytes than calling charCodeAt.
+  configure({ readTextAsBytes: true });
   state.server = serverAttributes((client as unknown as { options?: unknown }).options);
   const record = client as unknown as Record<string, AnyFunction>;
 

@@ -10,6 +10,7 @@ export interface Settings {
   inject: readonly PropagationFormat[];
   extract: readonly PropagationFormat[];
   resource: Readonly<Record<string, string | number>>;
+  readTextAsBytes: boolean;
 }
 
 function defaultServiceName(): string {
@@ -28,6 +29,7 @@ export const settings: Settings = {
   inject: ['w3c', 'b3'],
   extract: ['w3c', 'b3', 'b3multi'],
   resource: makeResource(defaultServiceName()),
+  readTextAsBytes: false,
 };
 
 /** Checks a list of formats at setup so that a typo fails fast rather than silently propagating nothing. */
@@ -50,6 +52,13 @@ export interface ConfigureOptions {
   extract?: readonly PropagationFormat[];
   /** `service.name` of spans from this process. Default `OTEL_SERVICE_NAME` or the main script's name. */
   serviceName?: string;
+  /**
+   * Check and hash ids and `traceparent` values by writing them into a byte buffer, instead of
+   * reading their characters with `charCodeAt`. Faster once some module of the process has
+   * subclassed `String` (ioredis does, and `traceRedis()` turns this on), slower otherwise.
+   * Default false.
+   */
+  readTextAsBytes?: boolean;
 }
 
 /**
@@ -73,5 +82,9 @@ export function configure(options: ConfigureOptions): void {
       throw new TypeError('serviceName must be a non-empty string');
     }
     settings.resource = makeResource(options.serviceName);
+  }
+  if (options.readTextAsBytes !== undefined) {
+    if (typeof options.readTextAsBytes !== 'boolean') throw new TypeError('readTextAsBytes must be a boolean');
+    settings.readTextAsBytes = options.readTextAsBytes;
   }
 }
