@@ -96,9 +96,9 @@ describe('Collector', () => {
       return seed % n;
     };
     // Ids a network could send: hex, upper case, short, empty, long, and near neighbours; ids beyond
-    // ASCII (hashed from their UTF-8 bytes), lone surrogates (which encode alike), and lengths on
-    // either side of the 42 characters read from the scratch buffer.
-    const odd = ['\u0130'.repeat(32), '\u0161'.repeat(32), 'x\ud800', 'x\udc00', '\u2603\ud83d\ude00', 'a'.repeat(42), 'a'.repeat(43), `${'b'.repeat(41)}\u00e9`, `${'b'.repeat(42)}\u00e9`];
+    // ASCII and lone surrogates (always read with charCodeAt), and lengths on either side of the 85
+    // characters that may be read as bytes from the scratch buffer.
+    const odd = ['\u0130'.repeat(32), '\u0161'.repeat(32), 'x\ud800', 'x\udc00', '\u2603\ud83d\ude00', 'a'.repeat(85), 'a'.repeat(86), `${'b'.repeat(84)}\u00e9`, `${'b'.repeat(85)}\u00e9`];
     const pool = Array.from({ length: 300 }, (_, i) => {
       if (i % 25 === 3) return odd[((i / 25) | 0) % odd.length] as string;
       if (i % 50 === 0) return '';
