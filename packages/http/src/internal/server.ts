@@ -84,9 +84,12 @@ type Connection = { [kOpen]?: RequestState | null; encrypted?: boolean; destroye
 const others = new WeakMap<object, RequestState>();
 let othersInUse = false;
 
-function connectionOf(req: IncomingMessage): Connection | undefined {
-  const socket = req.socket as unknown;
+function asConnection(socket: unknown): Connection | undefined {
   return socket !== null && typeof socket === 'object' ? (socket as Connection) : undefined;
+}
+
+function connectionOf(req: IncomingMessage): Connection | undefined {
+  return asConnection(req.socket);
 }
 
 function openOn(socket: Connection | undefined, req: object): RequestState | undefined {
@@ -97,9 +100,13 @@ function openOn(socket: Connection | undefined, req: object): RequestState | und
   return undefined;
 }
 
+function stateOn(socket: Connection | undefined, req: IncomingMessage): RequestState | undefined {
+  return openOn(socket, req) ?? (othersInUse ? others.get(req) : undefined);
+}
+
 /** The state of the traced request `req`, while its response is open. */
 export function stateOf(req: IncomingMessage): RequestState | undefined {
-  return openOn(connectionOf(req), req) ?? (othersInUse ? others.get(req) : undefined);
+  return stateOn(connectionOf(req), req);
 }
 
 function track(state: RequestState, req: IncomingMessage, res: ServerResponse, socket: Connection | undefined): void {
@@ -182,7 +189,7 @@ let watchingStarts = false;
 function onRequestStart(message: unknown): void {
   try {
     const { request, socket } = message as { request: IncomingMessage; socket: unknown };
-    startedSocket = socket !== null && typeof socket === 'object' ? (socket as Connection) : undefined;
+    startedSocket = asConnection(socket);
     startedUrl = request.url;
     startedMethod = request.method;
     startedHeaders = request.headers;
@@ -271,7 +278,7 @@ export function beginRequest(
     original = req.method;
     headers = req.headers;
   }
-  if (openOn(socket, req) !== undefined || (othersInUse && others.has(req))) return undefined;
+  if (stateOn(socket, req) !== undefined) return undefined;
   const path = pathOf(url ?? '/');
   if (config.ignore !== undefined && config.ignore(path)) return undefined;
   const parent = extract(headers, config.extractOptions);
