@@ -8,11 +8,14 @@
 // framework: median requests per second, median server CPU time per request (all, and user only: the
 // steadier figures when other processes share the machine; system time is mostly the loopback TCP
 // stack), each with its ratio to the plain framework (for CPU time the ratio is plain / variant, so
-// every ratio reads as "share of plain throughput kept").
+// every ratio reads as "share of plain throughput kept"). A ratio is the median of the rounds' own
+// ratios, each variant against the plain server of the same round, as in the broker suites: a round
+// the whole machine ran slow in moves every variant of that round, not one variant's median.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
+import { median } from '../lib/rounds.mjs';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
@@ -47,7 +50,6 @@ async function measureOnce(framework, variant) {
   return { rps: load.requests.average, errors: load.errors + load.non2xx, ...server };
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const out = { suite: 'http', node: process.version, date: new Date().toISOString(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, frameworks: {} };
 
 for (const framework of frameworks) {
@@ -60,10 +62,10 @@ for (const framework of frameworks) {
       process.stderr.write(`${framework} ${round + 1}/${ROUNDS} ${variant}: ${Math.round(m.rps)} req/s, ${m.cpuUsPerRequest.toFixed(1)} µs CPU/request (${m.userUsPerRequest.toFixed(1)} user)${m.errors ? `, ${m.errors} errors` : ''}\n`);
     }
   }
-  const plainRps = median(samples.plain.map((m) => m.rps));
-  const plainCpu = median(samples.plain.map((m) => m.cpuUsPerRequest));
-  const plainUser = median(samples.plain.map((m) => m.userUsPerRequest));
-  console.log(`\n### ${framework} (median of ${ROUNDS} rounds of ${SECONDS} s, ${CONNECTIONS} connections)\n`);
+  const plain = samples.plain;
+  // Per round: the variant's requests per second over plain's, and plain's CPU time over the variant's.
+  const pairedRatio = (v, pick, inverse) => median(samples[v].map((m, r) => (inverse ? pick(plain[r]) / pick(m) : pick(m) / pick(plain[r]))));
+  console.log(`\n### ${framework} (median of ${ROUNDS} rounds of ${SECONDS} s, ${CONNECTIONS} connections; ratios: paired medians against plain)\n`);
   console.log('| variant | req/s | ratio | CPU µs/request | ratio | user CPU µs/request | ratio |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   const rows = [];
@@ -74,11 +76,11 @@ for (const framework of frameworks) {
     const row = {
       variant: LABELS[v],
       rps: Math.round(rps),
-      rpsRatio: Number((rps / plainRps).toFixed(3)),
+      rpsRatio: Number(pairedRatio(v, (m) => m.rps, false).toFixed(3)),
       cpuUsPerRequest: Number(cpu.toFixed(1)),
-      cpuRatio: Number((plainCpu / cpu).toFixed(3)),
+      cpuRatio: Number(pairedRatio(v, (m) => m.cpuUsPerRequest, true).toFixed(3)),
       userUsPerRequest: Number(user.toFixed(1)),
-      userRatio: Number((plainUser / user).toFixed(3)),
+      userRatio: Number(pairedRatio(v, (m) => m.userUsPerRequest, true).toFixed(3)),
       samples: samples[v].map((m) => ({ rps: Math.round(m.rps), cpuUsPerRequest: Number(m.cpuUsPerRequest.toFixed(1)), userUsPerRequest: Number(m.userUsPerRequest.toFixed(1)) })),
     };
     rows.push(row);
