@@ -88,6 +88,7 @@ const B3_DEBUG_FLAG_KEY = createContextKey('OpenTelemetry Context Key B3 Debug F
 
 const MAX_HEADER_LENGTH = 8192;
 const INVALID = null;
+const latin1 = Buffer.prototype.toString as (this: Buffer, encoding: 'latin1') => string;
 type HeaderValue = string | undefined | typeof INVALID;
 
 const MULTI_HEADER_NAMES: Record<string, string> = {
@@ -131,6 +132,9 @@ function toText(value: unknown): HeaderValue {
   if (typeof value === 'string') return value.length > MAX_HEADER_LENGTH ? INVALID : value;
   if (value instanceof Uint8Array) {
     if (value.byteLength > MAX_HEADER_LENGTH) return INVALID;
+    // Buffers (kafkajs's header values) are read as they are; a new view over the same memory costs
+    // a typed array per header. Buffer's own method, so a value's own `toString` is never called.
+    if (value instanceof Buffer) return latin1.call(value, 'latin1');
     return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1');
   }
   return INVALID;

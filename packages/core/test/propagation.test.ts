@@ -176,6 +176,25 @@ describe('carriers', () => {
     assert.equal(parentOf(extract(new Map([['traceparent', VALID]])))?.traceId, TRACE_ID);
   });
 
+  it('reads a Buffer that is a slice of a larger one by its own bytes, never through its own toString', () => {
+    const wire = Buffer.from(`xx${VALID}yy`);
+    const slice = wire.subarray(2, 2 + VALID.length);
+    assert.equal(parentOf(extract({ traceparent: slice }))?.traceId, TRACE_ID);
+    const hostile = Buffer.from(VALID);
+    let called = 0;
+    Object.defineProperty(hostile, 'toString', {
+      value: () => {
+        called++;
+        return `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`;
+      },
+    });
+    assert.equal(parentOf(extract({ traceparent: hostile }))?.traceId, TRACE_ID);
+    assert.equal(called, 0);
+    // A view of part of an ArrayBuffer, not a Buffer: only the viewed bytes are read.
+    const bytes = new TextEncoder().encode(`xx${VALID}yy`);
+    assert.equal(parentOf(extract({ traceparent: bytes.subarray(2, 2 + VALID.length) }))?.traceId, TRACE_ID);
+  });
+
   it('uses a getter and a setter for other carriers', () => {
     const headers = [{ key: 'traceparent', value: VALID }];
     const ctx = extract(headers, { getter: { get: (c, k) => c.find((h) => h.key === k)?.value } });
