@@ -4,6 +4,7 @@ import { contextWithSpan, startSpan, withContext } from '@cyb/core';
 import { consumerSpec } from './internal/attributes.js';
 import { debug } from './internal/debug.js';
 import { stats, tracingFailed } from './internal/stats.js';
+import { text } from './internal/text.js';
 import { unwrapStreamFields, type UnwrappedStreamFields } from './stream-fields.js';
 import { isTraced, untraceRedis, type RedisClientLike } from './trace-redis.js';
 
@@ -74,10 +75,6 @@ interface Connection extends RedisClientLike {
 }
 
 const MAX_BACKOFF_MS = 2000;
-
-function text(value: unknown): string {
-  return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
-}
 
 function errorCode(error: unknown): string {
   return error instanceof Error ? error.message.split(' ', 1)[0]! : '';

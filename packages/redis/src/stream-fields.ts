@@ -1,5 +1,6 @@
 import { extract } from '@cyb/core';
 import { tracingFailed } from './internal/stats.js';
+import { text } from './internal/text.js';
 import { traceFieldName, type Context } from './internal/trace-fields.js';
 
 /** The fields of one stream entry, trace fields set apart. */
@@ -38,10 +39,10 @@ export function unwrapStreamFields<V extends string | Buffer>(list: readonly V[]
   for (let i = 0; i + 1 < list.length; i += 2) {
     const rawName = list[i]!;
     const value = list[i + 1]!;
-    const name = typeof rawName === 'string' ? rawName : String(rawName);
+    const name = text(rawName);
     const trace = traceFieldName(name);
     if (trace !== undefined) {
-      traceFields[trace] = typeof value === 'string' ? value : String(value);
+      traceFields[trace] = text(value);
       traced = true;
     } else {
       fields[name] = value;

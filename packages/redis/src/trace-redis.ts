@@ -3,6 +3,7 @@ import { unwrapEnvelope, wrapEnvelope } from './envelope.js';
 import { consumerSpec, producerSpec, serverAttributes, type Attributes } from './internal/attributes.js';
 import { debug } from './internal/debug.js';
 import { tracingFailed } from './internal/stats.js';
+import { text } from './internal/text.js';
 import { injectFields, traceFieldName } from './internal/trace-fields.js';
 import { xaddFieldStart } from './internal/xadd.js';
 
@@ -84,10 +85,6 @@ function allowed(filter: NameFilter, name: string): boolean {
     tracingFailed('name filter', error);
     return false;
   }
-}
-
-function text(value: unknown): string {
-  return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
 }
 
 // Command names as ioredis builds them are lower case (`xadd`); `call('XADD', ...)` keeps the caller's case.

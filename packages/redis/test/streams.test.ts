@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { Collector, currentSpan, span, startSpan } from '@cyb/core';
+import { Collector, currentSpan, span, spanContextOf, startSpan } from '@cyb/core';
 import { consumeStream, redisTracingStats, traceRedis, unwrapStreamFields, type StreamEntry } from '@cyb/redis';
 import { cleanup, connect, delay, spanNamed, spansNamed, uniquePrefix, waitFor } from './helpers.js';
 
@@ -412,6 +412,27 @@ describe('streams', () => {
       const send = await spanNamed(collector, `send ${key}`);
       assert.equal(child.parentSpanId, send.spanId);
       assert.equal(child.traceId, send.traceId);
+    });
+
+    it('reads Buffer replies by their UTF-8 bytes, never through a value of their own', async () => {
+      const key = `${prefix}:manual-buffers`;
+      await span('manual buffers', {}, () => traced.xadd(key, '*', 'prénom', 'Zoë'));
+      const [[, list]] = (await plain.xrangeBuffer(key, '-', '+')) as unknown as [Buffer, Buffer[]][];
+      const { fields, fieldList, traceFields, context } = unwrapStreamFields(list);
+      assert.deepEqual(Object.keys(fields), ['prénom']);
+      assert.equal(fields['prénom']!.toString(), 'Zoë');
+      assert.equal(fieldList.length, 2);
+      const send = await spanNamed(collector, `send ${key}`);
+      assert.equal(spanContextOf(context!)?.spanId, send.spanId);
+      assert.ok(traceFields.traceparent!.startsWith(`00-${send.traceId}-${send.spanId}-`));
+
+      // A name whose own toString lies is still read by its bytes; a plain Uint8Array goes through String().
+      const lying = Buffer.from('traceparent');
+      Object.defineProperty(lying, 'toString', { value: () => 'payload' });
+      const bytes = new Uint8Array([0x61]);
+      const odd = unwrapStreamFields([lying, Buffer.from(traceFields.traceparent!), bytes, Buffer.from('x')] as unknown as Buffer[]);
+      assert.equal(spanContextOf(odd.context!)?.spanId, send.spanId);
+      assert.deepEqual(Object.keys(odd.fields), [String(bytes)]);
     });
 
     it('never throws on odd input', () => {
