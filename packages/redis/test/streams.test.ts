@@ -97,6 +97,30 @@ describe('streams', () => {
       await span('own', {}, () => traced.xadd(key, '*', 'traceparent', own, 'v', '1'));
       const [[, fields]] = (await plain.xrange(key, '-', '+')) as [string, string[]][];
       assert.deepEqual(fields, ['traceparent', own, 'v', '1']);
+      // In any letter case: a hand-written `TraceParent` is the application's context too.
+      await span('own, capitalised', {}, () => traced.xadd(key, '*', 'TraceParent', own, 'v', '2'));
+      const [, [, second]] = (await plain.xrange(key, '-', '+')) as [string, string[]][];
+      assert.deepEqual(second, ['TraceParent', own, 'v', '2']);
+    });
+
+    it('tells trace fields from application fields whatever their case, and only those names', () => {
+      const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      const list = [
+        ['TraceParent', tp],
+        ['X-B3-Sampled', '1'],
+        ['b3', `0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1`],
+        // Same lengths and first letters as trace field names, but not theirs.
+        ['tracepoints', 'a'],
+        ['Bz', 'b'],
+        ['x-b3-spanidx', 'c'],
+        ['body', 'd'],
+        ['traceparent-extra-long-name', 'e'],
+        ['', 'f'],
+      ].flat();
+      const { fields, traceFields, context } = unwrapStreamFields(list);
+      assert.deepEqual({ ...traceFields }, { traceparent: tp, 'x-b3-sampled': '1', b3: list[5] });
+      assert.deepEqual(Object.keys(fields), ['tracepoints', 'Bz', 'x-b3-spanidx', 'body', 'traceparent-extra-long-name', '']);
+      assert.equal(spanContextOf(context!)?.traceId, '0af7651916cd43dd8448eb211c80319c');
     });
 
     it('traces XADDs queued in pipelines, MULTI and auto-pipelining in the context they were queued in', async () => {

@@ -16,16 +16,26 @@ const NAMES = new Set([
   'x-b3-sampled',
   'x-b3-flags',
 ]);
-const LONGEST = 17;
+// Which lengths those names have: most application field names are rejected by their length alone.
+const KNOWN_LENGTH: readonly boolean[] = Array.from({ length: Math.max(...[...NAMES].map((name) => name.length)) + 1 }, (_, n) =>
+  [...NAMES].some((name) => name.length === n),
+);
 
-/** The lower-case trace field name `name` stands for, or undefined when it is an application field. */
+/**
+ * The lower-case trace field name `name` stands for, or undefined when it is an application field.
+ * This runs for every field of every entry read and written, and in a process that loads ioredis
+ * every string method call looks the method up generically (see @cyb/core's scratch.ts): a name as
+ * inject writes it is found with one set lookup, and only a name of a known length whose first letter
+ * fits is lower-cased.
+ */
 export function traceFieldName(name: string): string | undefined {
-  // Cheap rejection first: this runs for every field of every entry read.
-  if (name.length > LONGEST || name.length < 2) return undefined;
-  const c = name.charCodeAt(0) | 0x20;
-  if (c !== 0x74 /* t */ && c !== 0x62 /* b */ && c !== 0x78 /* x */) return undefined;
+  const length = name.length;
+  if (length >= KNOWN_LENGTH.length || KNOWN_LENGTH[length] !== true) return undefined;
+  if (NAMES.has(name)) return name;
+  const first = name[0];
+  if (first !== 'T' && first !== 'B' && first !== 'X' && first !== 't' && first !== 'b' && first !== 'x') return undefined;
   const lower = name.toLowerCase();
-  return NAMES.has(lower) ? lower : undefined;
+  return lower !== name && NAMES.has(lower) ? lower : undefined;
 }
 
 /**
