@@ -270,6 +270,24 @@ describe('envelope headers', () => {
     return out;
   }
 
+  it('reads a header of up to MAX_ENVELOPE_HEADER bytes and refuses a longer one, as a string and as a Buffer', () => {
+    // `{"b3":"` + filler + `"}` is exactly `length` characters of header.
+    const header = (length: number) => `{"b3":"${'a'.repeat(length - 9)}"}`;
+    for (const [length, enveloped] of [
+      [MAX_ENVELOPE_HEADER, true],
+      [MAX_ENVELOPE_HEADER + 1, false],
+    ] as const) {
+      // A newline later in the payload must not end an over-long header.
+      const text = `\u0000cyb1${header(length)}\npay\nload`;
+      for (const message of [text, Buffer.from(text)]) {
+        const unwrapped = unwrapEnvelope(message);
+        assert.equal(unwrapped.enveloped, enveloped, `${length} bytes, ${typeof message}`);
+        assert.equal(String(unwrapped.payload), enveloped ? 'pay\nload' : text);
+        assert.equal(typeof unwrapped.payload, typeof message);
+      }
+    }
+  });
+
   it('reads every header as JSON.parse does, escapes, white space and odd shapes included', () => {
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const headers = [
