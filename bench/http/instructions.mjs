@@ -21,10 +21,11 @@ import { saveResults } from '../lib/rounds.mjs';
 
 const SHORT = Number(process.env.BENCH_HTTP_SHORT ?? 10_000);
 const LONG = Number(process.env.BENCH_HTTP_LONG ?? 30_000);
-const ALL = ['plain', 'cyb', 'cyb-no-collector', 'noop', 'als', 'otel'];
+const ALL = ['plain', 'cyb', 'cyb-no-collector', 'cyb-keep-none', 'cyb-small', 'noop', 'als', 'otel'];
+const DEFAULT = ['plain', 'cyb', 'cyb-no-collector', 'noop', 'als', 'otel'];
 const [frameworkArg, ...variantArgs] = process.argv.slice(2);
 const frameworks = frameworkArg ? [frameworkArg] : ['express', 'koa'];
-const variants = variantArgs.length > 0 ? variantArgs : ALL;
+const variants = variantArgs.length > 0 ? variantArgs : DEFAULT;
 const server = fileURLToPath(new URL('./server.mjs', import.meta.url));
 
 if (!(LONG > SHORT && SHORT > 0)) {

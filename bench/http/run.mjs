@@ -3,6 +3,7 @@
 //
 //   node bench/http/run.mjs [express|koa]
 //   BENCH_HTTP_ROUNDS=5 BENCH_HTTP_SECONDS=4 BENCH_HTTP_CONNECTIONS=50 node bench/http/run.mjs
+//   BENCH_HTTP_VARIANTS=plain,cyb,cyb-keep-none,cyb-small node bench/http/run.mjs express
 //
 // Each round starts a fresh server per variant, warms it up for 1 s, then measures. One table per
 // framework: median requests per second, median server CPU time per request (all, and user only: the
@@ -20,15 +21,27 @@ import { median } from '../lib/rounds.mjs';
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
 const CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 50);
-const VARIANTS = ['plain', 'cyb', 'cyb-no-collector', 'noop', 'als', 'otel'];
 const LABELS = {
   plain: 'plain',
   cyb: 'traceHttp() + Collector',
   'cyb-no-collector': 'traceHttp(), no collector',
+  'cyb-keep-none': 'traceHttp(), a subscriber that keeps nothing',
+  'cyb-small': 'traceHttp() + Collector of 16 traces',
   noop: 'control: middleware calling next() only',
   als: 'control: next() inside AsyncLocalStorage.run()',
   otel: 'OpenTelemetry SDK, BatchSpanProcessor',
 };
+const VARIANTS = (process.env.BENCH_HTTP_VARIANTS ?? 'plain,cyb,cyb-no-collector,noop,als,otel').split(',');
+for (const v of VARIANTS) {
+  if (!Object.hasOwn(LABELS, v)) {
+    console.error(`unknown variant ${v}; known: ${Object.keys(LABELS).join(', ')}`);
+    process.exit(2);
+  }
+}
+if (!VARIANTS.includes('plain')) {
+  console.error('BENCH_HTTP_VARIANTS must include plain: every ratio is against it');
+  process.exit(2);
+}
 const frameworks = process.argv[2] ? [process.argv[2]] : ['express', 'koa'];
 const serverPath = new URL('./server.mjs', import.meta.url).pathname;
 

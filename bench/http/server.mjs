@@ -1,10 +1,14 @@
 // One server in a process of its own, for bench/http/run.mjs: a route returning small JSON.
 //
-//   node bench/http/server.mjs <express|koa> <plain|cyb|cyb-no-collector|noop|als|otel>
+//   node bench/http/server.mjs <express|koa> <plain|cyb|cyb-no-collector|cyb-keep-none|cyb-small|noop|als|otel>
 //
 // plain:            the framework as is.
 // cyb:              app.use(traceHttp()) first, spans kept by a Collector (bounded, LRU).
 // cyb-no-collector: app.use(traceHttp()) with nothing subscribed to the span channel.
+// cyb-keep-none:    app.use(traceHttp()) with a span subscriber that keeps nothing: the span work
+//                   without the cost of keeping spans (not run by default).
+// cyb-small:        app.use(traceHttp()) with a Collector of 16 traces instead of 1000 (not run by
+//                   default).
 // noop:             control: a middleware that only calls next(), the least any app.use() costs.
 // als:              control: a middleware that only runs next() inside AsyncLocalStorage.run(), the
 //                   least carrying an active context through the handler chain costs on this Node
@@ -24,10 +28,17 @@ const require = createRequire(import.meta.url);
 let middleware;
 let finish = async () => ({});
 
-if (variant === 'cyb' || variant === 'cyb-no-collector') {
-  const { Collector } = await import('@cyb/core');
+if (variant.startsWith('cyb')) {
+  const { Collector, onSpanEnd } = await import('@cyb/core');
   const { traceHttp, httpTraceStats } = await import('@cyb/http');
-  const collector = variant === 'cyb' ? new Collector().start() : undefined;
+  let collector;
+  if (variant === 'cyb') collector = new Collector().start();
+  else if (variant === 'cyb-small') collector = new Collector({ maxTraces: 16 }).start();
+  else if (variant === 'cyb-keep-none') onSpanEnd(() => {});
+  else if (variant !== 'cyb-no-collector') {
+    console.error(`unknown variant ${variant}`);
+    process.exit(2);
+  }
   middleware = traceHttp();
   finish = async () => ({ collected: collector?.stats(), http: httpTraceStats() });
 } else if (variant === 'otel') {
