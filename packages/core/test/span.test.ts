@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { context, createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
@@ -177,6 +178,18 @@ describe('startSpan()', () => {
     assert.equal(digits.size, 16);
     // 96,000 digits, 6,000 expected each; a standard deviation is about 75.
     for (const [digit, count] of digits) assert.ok(Math.abs(count - 6000) < 600, `${digit} appeared ${count} times`);
+  });
+
+  it('creates no async resource while making ids, the pool behind them refilled included', () => {
+    const created: string[] = [];
+    const hook = createHook({ init: (_id, type) => created.push(type) }).enable();
+    try {
+      // 3,000 spans take 72,000 random bytes: four refills or more.
+      for (let i = 0; i < 3000; i++) startSpan('id', { parent: null });
+    } finally {
+      hook.disable();
+    }
+    assert.deepEqual(created, []);
   });
 
   it('keeps a copy of the attributes it was given, and takes more after the start', () => {
