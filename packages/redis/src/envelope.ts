@@ -103,6 +103,21 @@ function parseHeader(text: string): Record<string, string> | undefined {
   return headers;
 }
 
+// Past the magic, the header and its newline: the furthest a header end is looked for.
+const SEARCH_END = MAGIC_LENGTH + MAX_ENVELOPE_HEADER + 1;
+
+/**
+ * Where the header's newline is in `message`, or -1 when there is none within the limit. A message
+ * no longer than the limit is searched as it is; a longer one only up to the limit, through a slice
+ * or a view, so a message without a newline costs no more than the limit.
+ */
+function headerEnd(message: string | Buffer): number {
+  if (typeof message === 'string') {
+    return (message.length <= SEARCH_END ? message : message.slice(0, SEARCH_END)).indexOf('\n', MAGIC_LENGTH);
+  }
+  return (message.length <= SEARCH_END ? message : message.subarray(0, SEARCH_END)).indexOf(NEWLINE, MAGIC_LENGTH);
+}
+
 function hasMagic(message: string | Buffer): boolean {
   if (typeof message === 'string') return message.startsWith(MAGIC);
   return message.length >= MAGIC_LENGTH && message[0] === 0 && MAGIC_BYTES.compare(message, 0, MAGIC_LENGTH, 0, MAGIC_LENGTH) === 0;
@@ -124,19 +139,14 @@ export function unwrapEnvelope<T extends string | Buffer>(message: T): Unwrapped
     if (!hasMagic(message)) return notEnvelope(message);
     let headerText: string;
     let payload: T;
-    // The first newline ends the header. Searched for in the whole message (one native scan, no
-    // view or slice made first): a message that has none soon enough is still refused.
+    const end = headerEnd(message);
+    if (end < 0) return malformed(message, 'no header end within the limit');
     if (typeof message === 'string') {
-      const end = message.indexOf('\n', MAGIC_LENGTH);
-      if (end < 0 || end - MAGIC_LENGTH > MAX_ENVELOPE_HEADER) return malformed(message, 'no header end within the limit');
       headerText = message.slice(MAGIC_LENGTH, end);
       payload = message.slice(end + 1) as T;
     } else {
-      const buffer = message as Buffer;
-      const end = buffer.indexOf(NEWLINE, MAGIC_LENGTH);
-      if (end < 0 || end - MAGIC_LENGTH > MAX_ENVELOPE_HEADER) return malformed(message, 'no header end within the limit');
-      headerText = buffer.toString('utf8', MAGIC_LENGTH, end);
-      payload = buffer.subarray(end + 1) as T;
+      headerText = (message as Buffer).toString('utf8', MAGIC_LENGTH, end);
+      payload = (message as Buffer).subarray(end + 1) as T;
     }
     const headers = parseHeader(headerText);
     if (headers === undefined) return malformed(message, 'header is not a JSON object');

@@ -286,6 +286,18 @@ describe('envelope headers', () => {
         assert.equal(typeof unwrapped.payload, typeof message);
       }
     }
+    // A short header before a payload far longer than the limit, and one with no payload at all.
+    const big = 'x\n'.repeat(3 * MAX_ENVELOPE_HEADER);
+    for (const [text, payload] of [
+      [`\u0000cyb1${header(60)}\n${big}`, big],
+      [`\u0000cyb1${header(60)}\n`, ''],
+    ]) {
+      for (const message of [text, Buffer.from(text)]) {
+        const unwrapped = unwrapEnvelope(message);
+        assert.equal(unwrapped.enveloped, true);
+        assert.equal(String(unwrapped.payload), payload);
+      }
+    }
   });
 
   it('reads every header as JSON.parse does, escapes, white space and odd shapes included', () => {
