@@ -28,7 +28,7 @@ const require = createRequire(import.meta.url);
 let middleware;
 let finish = async () => ({});
 
-if (variant.startsWith('cyb')) {
+if (typeof variant === 'string' && variant.startsWith('cyb')) {
   const { Collector, onSpanEnd } = await import('@cyb/core');
   const { traceHttp, httpTraceStats } = await import('@cyb/http');
   let collector;
