@@ -17,9 +17,8 @@ const NAMES = new Set([
   'x-b3-flags',
 ]);
 // Which lengths those names have: most application field names are rejected by their length alone.
-const KNOWN_LENGTH: readonly boolean[] = Array.from({ length: Math.max(...[...NAMES].map((name) => name.length)) + 1 }, (_, n) =>
-  [...NAMES].some((name) => name.length === n),
-);
+const KNOWN_LENGTH = new Array<boolean>(Math.max(...[...NAMES].map((name) => name.length)) + 1).fill(false);
+for (const name of NAMES) KNOWN_LENGTH[name.length] = true;
 
 /**
  * The lower-case trace field name `name` stands for, or undefined when it is an application field.
