@@ -41,6 +41,8 @@ if [[ -n ${CYB_TEST_FILTER:-} ]]; then
   echo "test: only @cyb/$pkg" >&2
 fi
 
+echo "test: Node.js $(node --version)" >&2
+
 # The ${a[@]+...} form keeps an empty array legal under `set -u` in old bash.
 npx turbo run build ${filter[@]+"${filter[@]}"}
 npx eslint .
