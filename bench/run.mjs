@@ -3,6 +3,7 @@
 //        npm run bench -- core    (suites whose name contains "core")
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 
 const only = process.argv[2];
 
@@ -26,6 +27,7 @@ const suites = readdirSync(dir, { withFileTypes: true })
   .map((d) => d.name)
   .filter((name) => !only || name.includes(only));
 
+console.log(`Node.js ${process.version}, ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'unknown model'})`);
 for (const suite of suites) {
   const entry = new URL(`./${suite}/run.mjs`, dir);
   if (!existsSync(entry)) continue;
