@@ -4,7 +4,10 @@
 //   node bench/http/run.mjs [express|koa]
 //   BENCH_HTTP_ROUNDS=5 BENCH_HTTP_SECONDS=4 BENCH_HTTP_CONNECTIONS=50 node bench/http/run.mjs
 //   BENCH_HTTP_VARIANTS=plain,cyb,cyb-keep-none,cyb-small node bench/http/run.mjs express
+//   BENCH_HTTP_VARIANTS=plain,spin-2,spin-5,spin-10,cyb node bench/http/run.mjs koa
 //
+// `spin-<µs>` variants (not run by default) calibrate the table: a middleware that keeps the CPU busy
+// for that many microseconds per request, so a ratio can be read as a number of microseconds added.
 // Each round starts a fresh server per variant, warms it up for 1 s, then measures. One table per
 // framework: median requests per second, median server CPU time per request (all, and user only: the
 // steadier figures when other processes share the machine; system time is mostly the loopback TCP
@@ -33,8 +36,10 @@ const LABELS = {
 };
 const VARIANTS = (process.env.BENCH_HTTP_VARIANTS ?? 'plain,cyb,cyb-no-collector,noop,als,otel').split(',');
 for (const v of VARIANTS) {
-  if (!Object.hasOwn(LABELS, v)) {
-    console.error(`unknown variant ${v}; known: ${Object.keys(LABELS).join(', ')}`);
+  const spin = /^spin-(\d{1,4})$/.exec(v);
+  if (spin !== null) LABELS[v] = `control: next() after ${spin[1]} µs of busy CPU`;
+  else if (!Object.hasOwn(LABELS, v)) {
+    console.error(`unknown variant ${v}; known: ${Object.keys(LABELS).join(', ')}, spin-<µs>`);
     process.exit(2);
   }
 }

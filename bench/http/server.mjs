@@ -1,6 +1,6 @@
 // One server in a process of its own, for bench/http/run.mjs: a route returning small JSON.
 //
-//   node bench/http/server.mjs <express|koa> <plain|cyb|cyb-no-collector|cyb-keep-none|cyb-small|noop|als|otel>
+//   node bench/http/server.mjs <express|koa> <plain|cyb|cyb-no-collector|cyb-keep-none|cyb-small|noop|als|spin-<µs>|otel>
 //
 // plain:            the framework as is.
 // cyb:              app.use(traceHttp()) first, spans kept by a Collector (bounded, LRU).
@@ -13,6 +13,9 @@
 // als:              control: a middleware that only runs next() inside AsyncLocalStorage.run(), the
 //                   least carrying an active context through the handler chain costs on this Node
 //                   (on Node 20 a running AsyncLocalStorage turns on promise hooks for every promise).
+// spin-<µs>:        control: a middleware that keeps the CPU busy for that many microseconds, then
+//                   calls next(): what a known cost per request does to the figures (not run by
+//                   default).
 // otel:             @opentelemetry/instrumentation-http + -express or -koa, a BasicTracerProvider with a
 //                   BatchSpanProcessor, W3C + B3 propagation and the AsyncLocalStorage context manager
 //                   (what an SDK setup registers). Instrumentations are enabled before the framework and
@@ -58,6 +61,21 @@ if (typeof variant === 'string' && variant.startsWith('cyb')) {
   const store = new AsyncLocalStorage();
   let n = 0;
   middleware = framework === 'koa' ? (ctx, next) => store.run({ n: n++ }, next) : (req, res, next) => store.run({ n: n++ }, next);
+} else if (typeof variant === 'string' && /^spin-\d{1,4}$/.test(variant)) {
+  const busyNs = BigInt(variant.slice('spin-'.length)) * 1000n;
+  const spin = () => {
+    const until = process.hrtime.bigint() + busyNs;
+    while (process.hrtime.bigint() < until);
+  };
+  middleware = framework === 'koa'
+    ? (ctx, next) => {
+        spin();
+        return next();
+      }
+    : (req, res, next) => {
+        spin();
+        next();
+      };
 } else if (variant !== 'plain') {
   console.error(`unknown variant ${variant}`);
   process.exit(2);
