@@ -9,7 +9,7 @@ import {
   type SpanStatus,
   type TimeInput,
 } from '@opentelemetry/api';
-import { epochUs, monotonicMs, nowUs } from './internal/clock.js';
+import { nowUs } from './internal/clock.js';
 import { debug } from './internal/debug.js';
 import { publishEnd, publishError } from './internal/channel.js';
 import { shallowCopy } from './shallow-copy.js';
@@ -118,7 +118,6 @@ export class CybSpan implements Span, SpanRecord {
 
   readonly #context: SpanContext;
   readonly #recording: boolean;
-  readonly #startMs: number;
 
   /** @internal Use `startSpan()`. */
   constructor(
@@ -150,9 +149,8 @@ export class CybSpan implements Span, SpanRecord {
       this.file = code.file;
       this.line = code.line;
     }
-    const now = monotonicMs();
-    this.#startMs = now;
-    this.timestamp = startTime === undefined ? epochUs(now) : toUs(startTime) ?? epochUs(now);
+    // One number per span for time: the duration is taken against it at the end, on the same clock.
+    this.timestamp = startTime === undefined ? nowUs() : toUs(startTime) ?? nowUs();
   }
 
   spanContext(): SpanContext {
@@ -251,8 +249,7 @@ export class CybSpan implements Span, SpanRecord {
       debug('span %s (%s) ended twice; the second end is ignored', this.name, this.spanId);
       return;
     }
-    const endUs = toUs(endTime);
-    this.durationUs = endUs !== undefined ? Math.max(0, endUs - this.timestamp) : Math.max(0, Math.round((monotonicMs() - this.#startMs) * 1000));
+    this.durationUs = Math.max(0, (toUs(endTime) ?? nowUs()) - this.timestamp);
     this.ended = true;
     if (this.#recording) publishEnd(this);
   }

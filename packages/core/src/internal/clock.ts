@@ -2,17 +2,10 @@ import { performance } from 'node:perf_hooks';
 
 const origin = performance.timeOrigin;
 
-/** Microseconds since the epoch, from the monotonic clock anchored at process start. */
+/**
+ * Microseconds since the epoch, from the monotonic clock anchored at process start: a span's start
+ * and end are both read here, so its duration never goes backwards with the wall clock.
+ */
 export function nowUs(): number {
   return Math.round((origin + performance.now()) * 1000);
-}
-
-/** Monotonic milliseconds, for durations. */
-export function monotonicMs(): number {
-  return performance.now();
-}
-
-/** Microseconds since the epoch for a value of `monotonicMs()`. */
-export function epochUs(monotonic: number): number {
-  return Math.round((origin + monotonic) * 1000);
 }
