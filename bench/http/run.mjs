@@ -2,13 +2,16 @@
 // in a process of its own, variants alternating round by round in one run (see server.mjs).
 //
 //   node bench/http/run.mjs [express|koa]
-//   BENCH_HTTP_ROUNDS=5 BENCH_HTTP_SECONDS=4 BENCH_HTTP_CONNECTIONS=50 node bench/http/run.mjs
+//   BENCH_HTTP_ROUNDS=5 BENCH_HTTP_SECONDS=4 BENCH_HTTP_WARMUP=3 BENCH_HTTP_CONNECTIONS=50 node bench/http/run.mjs
 //   BENCH_HTTP_VARIANTS=plain,cyb,cyb-keep-none,cyb-small node bench/http/run.mjs express
 //   BENCH_HTTP_VARIANTS=plain,spin-2,spin-5,spin-10,cyb node bench/http/run.mjs koa
 //
 // `spin-<µs>` variants (not run by default) calibrate the table: a middleware that keeps the CPU busy
 // for that many microseconds per request, so a ratio can be read as a number of microseconds added.
-// Each round starts a fresh server per variant, warms it up for 1 s, then measures. One table per
+// Each round starts a fresh server per variant, warms it up (3 s by default), then measures. The
+// warm-up lasts until V8 has compiled what the server runs: with --trace-opt on Node 24, a traced Koa
+// server still compiled about 200 functions in its second second under load, plain Koa 16, and on
+// two cores those compilations take CPU from the server or its client. One table per
 // framework: median requests per second, median server CPU time per request (all, and user only: the
 // steadier figures when other processes share the machine; system time is mostly the loopback TCP
 // stack), each with its ratio to the plain framework (for CPU time the ratio is plain / variant, so
@@ -24,6 +27,13 @@ import { median } from '../lib/rounds.mjs';
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 4);
 const CONNECTIONS = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 50);
+const WARMUP = Number(process.env.BENCH_HTTP_WARMUP ?? 3);
+for (const [name, value, least] of [['BENCH_HTTP_ROUNDS', ROUNDS, 1], ['BENCH_HTTP_SECONDS', SECONDS, 1], ['BENCH_HTTP_WARMUP', WARMUP, 0], ['BENCH_HTTP_CONNECTIONS', CONNECTIONS, 1]]) {
+  if (!Number.isInteger(value) || value < least) {
+    console.error(`${name} must be a whole number of at least ${least}, got ${process.env[name]}`);
+    process.exit(2);
+  }
+}
 const LABELS = {
   plain: 'plain',
   cyb: 'traceHttp() + Collector',
@@ -60,7 +70,7 @@ async function measureOnce(framework, variant) {
   const child = fork(serverPath, [framework, variant], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const [{ port }] = await once(child, 'message');
   const url = `http://127.0.0.1:${port}/users/42`;
-  await autocannon({ url, connections: CONNECTIONS, duration: 1 });
+  if (WARMUP > 0) await autocannon({ url, connections: CONNECTIONS, duration: WARMUP });
   await ask(child, 'mark');
   const load = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS });
   const server = await ask(child, 'report');
