@@ -9,6 +9,9 @@
 //   BENCH_HTTP_SHORT=10000 BENCH_HTTP_LONG=30000 node bench/http/instructions.mjs koa plain cyb
 //
 // Needs valgrind (Debian: apt-get install valgrind). Each variant takes a few minutes (Express more).
+// On Node 24 the optimising compiler is still busy between 10,000 and 30,000 requests (about 35,000
+// of Koa's instructions per request, in every variant); BENCH_HTTP_SHORT=40000 BENCH_HTTP_LONG=80000
+// counts Koa in steady state.
 // Only user-space instructions are counted. The kernel's share of each request (the loopback TCP
 // stack, about a third of a plain Koa server's CPU time here) is the same for every variant and is left
 // out, which makes a ratio of instructions read lower than the throughput ratio; cache misses are left

@@ -41,7 +41,7 @@ function positiveInteger(value: number, name: string): number {
 // a few small typed arrays (recency links, hashes, the hash table) and never the evicted id or spans.
 // A slot holds the span itself while its trace has one, and an array from the second span on.
 // The spans themselves stay objects. Records of bytes in one buffer outside the heap took the copying
-// out of scavenges but cost as much to write as the copying had (see the README's benchmark notes).
+// out of scavenges but cost as much to write as the copying had (see bench/README.md).
 const NONE = -1;
 const FIRST_CAPACITY = 64;
 
