@@ -42,7 +42,9 @@ function allZero(at: number, bytes: number): boolean {
  * under callgrind, most of it getting in and out) and against substrings of one hex string per refill
  * (cheapest to make, but V8's slices of it were read about twice as slowly when the Collector hashed
  * and compared them). Making a trace id, checking it and hashing it took 90 ns this way on Node 20
- * and 160 ns on Node 24, against 130 to 140 and 190 to 210 ns for the other two.
+ * and 160 ns on Node 24, against 130 to 140 and 190 to 210 ns for the other two. The digits are
+ * passed argument by argument, in both functions below: one reused array of codes passed with
+ * `apply` took 88 ns per trace id against 50.
  */
 const DIGITS = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 const hi = (byte: number): number => DIGITS[byte >>> 4] as number;
