@@ -1,9 +1,10 @@
-// Side by side, in one run: plain ioredis, 'carrier' (plain ioredis sending a fixed envelope / fixed trace
-// fields: the wire's share), 'floor' (traceparent alone carried, handler inside AsyncLocalStorage: the
-// least any tracer carrying W3C context costs), 'spans' (two @cyb/core spans per message,
-// nothing carried: the span model's share), traceRedis (+ consumeStream for streams), traceRedis with
-// command spans, and ioredis with OpenTelemetry's instrumentation (command spans only: it carries no
-// context through pub/sub or streams). Every measurement is a fresh process (variant.mjs); the order
+// Side by side, in one run: plain ioredis, 'plain-fast' (plain in a process that loaded @cyb/core, whose
+// String.prototype fix every variant that loads @cyb/core has), 'carrier' (plain ioredis sending a
+// fixed envelope / fixed trace fields: the wire's share), 'floor' (traceparent alone carried, handler
+// inside AsyncLocalStorage: the least any tracer carrying W3C context costs), 'spans' (two @cyb/core
+// spans per message, nothing carried: the span model's share), traceRedis (+ consumeStream for
+// streams), traceRedis with command spans, and ioredis with OpenTelemetry's instrumentation (command
+// spans only: it carries no context through pub/sub or streams). Every measurement is a fresh process (variant.mjs); the order
 // rotates each round so drift on a shared machine (Redis, other processes) spreads over all of them.
 //
 //   REDIS_URL=redis://127.0.0.1:6379 node bench/redis/run.mjs [rounds=5] [messages=20000] [modes=pubsub,streams]
@@ -17,7 +18,7 @@ import { rotatingRounds, saveResults } from '../lib/rounds.mjs';
 const rounds = Number(process.argv[2] ?? 5);
 const messages = Number(process.argv[3] ?? 20_000);
 const modes = (process.argv[4] ?? 'pubsub,streams').split(',');
-const variants = ['plain', 'carrier', 'floor', 'spans', 'cyb', 'cyb-commands', 'otel'];
+const variants = ['plain', 'plain-fast', 'carrier', 'floor', 'spans', 'cyb', 'cyb-commands', 'otel'];
 const script = fileURLToPath(new URL('./variant.mjs', import.meta.url));
 
 const out = { suite: 'redis', node: process.version, date: new Date().toISOString(), rounds, messages, modes: {} };

@@ -1,7 +1,7 @@
 // One measurement in a process of its own: send N messages of 100 bytes through Redis while a second
 // connection takes them in; prints one JSON line.
 //
-//   node bench/redis/variant.mjs <plain|carrier|floor|spans|cyb|cyb-commands|otel> <pubsub|streams> [messages]
+//   node bench/redis/variant.mjs <plain|plain-fast|carrier|floor|spans|cyb|cyb-commands|otel> <pubsub|streams> [messages]
 //   node bench/redis/variant.mjs <cyb-publisher|cyb-subscriber> pubsub [messages]
 //
 // pubsub:  PUBLISH on one connection, a `messageBuffer` listener on a subscribed second connection.
@@ -9,6 +9,10 @@
 //
 // plain:        ioredis as is; the stream reader is a hand-written XREAD loop doing what consumeStream does
 //               (parse each entry into fields, await the handler), so both sides do the same work.
+// plain-fast:   plain ioredis in a process that loaded @cyb/core first. ioredis subclasses String, which
+//               leaves String.prototype in V8's slow dictionary mode; @cyb/core puts it back. Every
+//               variant that loads @cyb/core has that, so this is what they are against once that
+//               speed-up is taken out.
 // carrier:      plain ioredis sending a fixed envelope (pubsub) or fixed traceparent and b3 fields (streams),
 //               no tracing at all: what carrying the context alone costs on the wire and in Redis.
 // floor:        the least any tracer that carries W3C context does, with no tracer at all: a
@@ -134,6 +138,8 @@ if (variant === 'cyb' || variant === 'cyb-commands' || oneSide) {
     mode === 'pubsub'
       ? (channel, message) => als.run(FIXED.traceparent, handler, channel, message.subarray(headerLength))
       : (entry) => als.run(entry.fields.traceparent, handler, entry);
+} else if (variant === 'plain-fast') {
+  await import('@cyb/core');
 } else if (variant !== 'plain') {
   console.error(`unknown variant ${variant}`);
   process.exit(2);

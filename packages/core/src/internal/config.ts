@@ -54,9 +54,8 @@ export interface ConfigureOptions {
   serviceName?: string;
   /**
    * Check and hash ids and `traceparent` values by writing them into a byte buffer, instead of
-   * reading their characters with `charCodeAt`. Faster once some module of the process has
-   * subclassed `String` (ioredis does, and `traceRedis()` turns this on), slower otherwise.
-   * Default false.
+   * reading their characters with `charCodeAt`. A little faster where those values are slices of a
+   * longer text (Redis envelopes: `traceRedis()` turns this on), slower otherwise. Default false.
    */
   readTextAsBytes?: boolean;
 }

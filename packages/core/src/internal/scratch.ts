@@ -1,17 +1,19 @@
 import { settings } from './config.js';
+import { keepStringPrototypeFast } from './fast-strings.js';
 
 /**
  * Where the loops that check or hash ids and headers read characters from, once
  * `configure({ readTextAsBytes: true })` is set (`traceRedis()` sets it): one buffer the text is
  * written into as UTF-8 by one native call, read as bytes.
  *
- * Once any module of the process subclasses `String` (ioredis does, for RESP3 verbatim strings), V8
- * keeps `String.prototype` in dictionary mode, and optimised code then looks `charCodeAt` up through
- * the generic property load on every call. Timed alone, the version 00 `traceparent` check took 296
- * ns with a fast `String.prototype` and 1,092 ns after `require('ioredis')`; read from this buffer,
- * 139 and 198 ns. In a traced ioredis process callgrind counted 121 such lookups per message. But
- * the native call costs about 2,000 instructions, more than an inlined `charCodeAt` loop over an id
- * in a process without such a subclass, so it is not the default.
+ * It was made for processes where some module subclasses `String` (ioredis does), which left
+ * `String.prototype` in dictionary mode and every `charCodeAt` a generic property load: the version
+ * 00 `traceparent` check took 1,092 ns there, 198 ns read from this buffer. This package now puts
+ * `String.prototype` back into fast mode when it loads (fast-strings.ts), and the gap is small: in a
+ * traced ioredis pub/sub process callgrind counted 91,400 and 92,100 instructions per message with
+ * bytes, 92,800 and 95,200 without (compilation left out). There the values read are slices of an
+ * envelope's header text. Elsewhere the native call, about 2,000 instructions, costs more than an
+ * inlined `charCodeAt` loop over an id, so it is not the default.
  *
  * Only synchronous code uses the buffer, and each caller reads what it wrote before returning.
  */
@@ -19,6 +21,9 @@ const SCRATCH_SIZE = 256;
 // At most three bytes per UTF-16 unit: text this long always fits whole.
 const MAX_CHARS = 85;
 const scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
+
+// The loops that read ids (validate.ts, the Collector's hash) call charCodeAt: see fast-strings.ts.
+keepStringPrototypeFast();
 
 /**
  * `text` as bytes in the scratch buffer, when text is read as bytes and `text` is ASCII of at most 85
