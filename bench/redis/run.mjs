@@ -4,8 +4,9 @@
 // inside AsyncLocalStorage: the least any tracer carrying W3C context costs), 'spans' (two @cyb/core
 // spans per message, nothing carried: the span model's share), traceRedis (+ consumeStream for
 // streams), traceRedis with command spans, and ioredis with OpenTelemetry's instrumentation (command
-// spans only: it carries no context through pub/sub or streams). Every measurement is a fresh process (variant.mjs); the order
-// rotates each round so drift on a shared machine (Redis, other processes) spreads over all of them.
+// spans only: it carries no context through pub/sub or streams). Every measurement is a fresh process
+// (variant.mjs); the order rotates each round so drift on a shared machine (Redis, other processes)
+// spreads over all of them.
 //
 //   REDIS_URL=redis://127.0.0.1:6379 node bench/redis/run.mjs [rounds=5] [messages=20000] [modes=pubsub,streams]
 //

@@ -15,7 +15,7 @@ export type TraceparentVerdict = 'ok' | 'invalid';
  * invalid. Ids are lower-case hex and not all zero. The caller already trimmed optional white space.
  */
 export function checkTraceparent(value: string): TraceparentVerdict {
-  // The common case, version 00, in one pass over the characters.
+  // The common case, version 00, in one regular expression.
   if (value.length === 55 && value.charCodeAt(0) === 0x30 && value.charCodeAt(1) === 0x30) return checkVersion00(value);
   if (value.length < 55) return 'invalid';
   const version = value.slice(0, 2);
@@ -32,35 +32,18 @@ export function checkTraceparent(value: string): TraceparentVerdict {
   return 'ok';
 }
 
-/** True for 0-9 and a-f: the only digits the specification allows in ids and flags. */
-function isLowerHex(code: number): boolean {
-  return (code >= 0x30 && code <= 0x39) || (code >= 0x61 && code <= 0x66);
-}
-
 /**
- * `00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero, for a 55-character value starting `00`. A loop over
- * character codes (from bytes when text is read as bytes, see scratch.ts): it runs for every message
- * and request that carries a context, and a regular expression plus two slices for the zero checks
- * took about a third longer on a flat string.
+ * Version 00 in full, for a 55-character value: lower-case hex fields, neither id all zeros (the two
+ * lookaheads). One regular expression, because V8's optimised code checks a string's representation
+ * again at every `charCodeAt` in a loop (about 20 instructions each on Node 20), and the compiled
+ * expression reads the characters directly. Timed alone on Node 20: 85 ns against 137 ns for a loop
+ * over the characters, on a flat string or a slice alike (1,780 against 3,211 instructions, counted
+ * with callgrind); on Node 24 both took about 100 ns.
  */
+const VERSION_00 = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 function checkVersion00(value: string): TraceparentVerdict {
-  const b = asciiBytes(value);
-  if (codeAt(value, b, 2) !== 0x2d || codeAt(value, b, 35) !== 0x2d || codeAt(value, b, 52) !== 0x2d) return 'invalid';
-  // Each digit xor '0' is zero only for '0': the OR over an id is zero only when the id is all zeros.
-  let traceBits = 0;
-  for (let i = 3; i < 35; i++) {
-    const c = codeAt(value, b, i);
-    if (!isLowerHex(c)) return 'invalid';
-    traceBits |= c ^ 0x30;
-  }
-  let spanBits = 0;
-  for (let i = 36; i < 52; i++) {
-    const c = codeAt(value, b, i);
-    if (!isLowerHex(c)) return 'invalid';
-    spanBits |= c ^ 0x30;
-  }
-  if (!isLowerHex(codeAt(value, b, 53)) || !isLowerHex(codeAt(value, b, 54))) return 'invalid';
-  return traceBits === 0 || spanBits === 0 ? 'invalid' : 'ok';
+  return VERSION_00.test(value) ? 'ok' : 'invalid';
 }
 
 // W3C Trace Context Level 2, section 3.3.1: list members and their keys and values.
