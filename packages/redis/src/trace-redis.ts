@@ -334,8 +334,8 @@ export function traceRedis<T extends RedisClientLike>(client: T, options: TraceR
     return client;
   }
   const state = normalize(options);
-  // The ids a subscriber reads are slices of an envelope's header text: @cyb/core's id checks and
-  // hash read those a little faster as bytes than through charCodeAt.
+  // The ids a subscriber reads are slices of an envelope's header text: the Collector's trace-id
+  // hash reads those a little faster as bytes than through charCodeAt.
   configure({ readTextAsBytes: true });
   state.server = serverAttributes((client as unknown as { options?: unknown }).options);
   const record = client as unknown as Record<string, AnyFunction>;

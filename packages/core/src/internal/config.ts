@@ -53,9 +53,10 @@ export interface ConfigureOptions {
   /** `service.name` of spans from this process. Default `OTEL_SERVICE_NAME` or the main script's name. */
   serviceName?: string;
   /**
-   * Check and hash ids and `traceparent` values by writing them into a byte buffer, instead of
-   * reading their characters with `charCodeAt`. A little faster where those values are slices of a
-   * longer text (Redis envelopes: `traceRedis()` turns this on), slower otherwise. Default false.
+   * Hash trace ids in the Collector, and check the ids of span contexts made elsewhere, by writing
+   * them into a byte buffer instead of reading their characters with `charCodeAt`. A little faster
+   * where the ids are slices of a longer text (Redis envelopes: `traceRedis()` turns this on),
+   * slower otherwise. Default false.
    */
   readTextAsBytes?: boolean;
 }

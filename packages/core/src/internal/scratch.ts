@@ -2,18 +2,20 @@ import { settings } from './config.js';
 import { keepStringPrototypeFast } from './fast-strings.js';
 
 /**
- * Where the loops that check or hash ids and headers read characters from, once
- * `configure({ readTextAsBytes: true })` is set (`traceRedis()` sets it): one buffer the text is
- * written into as UTF-8 by one native call, read as bytes.
+ * Where the Collector's trace-id hash and the id check of foreign span contexts (`isHexId`) read
+ * characters from, once `configure({ readTextAsBytes: true })` is set (`traceRedis()` sets it): one
+ * buffer the text is written into as UTF-8 by one native call, read as bytes. (The `traceparent`
+ * check used it too until it became a regular expression, validate.ts.)
  *
  * It was made for processes where some module subclasses `String` (ioredis does), which left
  * `String.prototype` in dictionary mode and every `charCodeAt` a generic property load: the version
  * 00 `traceparent` check took 1,092 ns there, 198 ns read from this buffer. This package now puts
  * `String.prototype` back into fast mode when it loads (fast-strings.ts), and the gap is small: in a
  * traced ioredis pub/sub process callgrind counted 91,400 and 92,100 instructions per message with
- * bytes, 92,800 and 95,200 without (compilation left out). There the values read are slices of an
- * envelope's header text. Elsewhere the native call, about 2,000 instructions, costs more than an
- * inlined `charCodeAt` loop over an id, so it is not the default.
+ * bytes, 92,800 and 95,200 without (compilation left out; the `traceparent` check still read bytes
+ * then). There the values read are slices of an envelope's header text. Elsewhere the native call,
+ * about 2,000 instructions, costs more than an inlined `charCodeAt` loop over an id, so it is not the
+ * default.
  *
  * Only synchronous code uses the buffer, and each caller reads what it wrote before returning.
  */
