@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { contextWithSpan, startSpan, withContext } from '@cyb/core';
-import { consumerSpec } from './internal/attributes.js';
+import { consumerSpec, writeAttributes } from './internal/attributes.js';
 import { debug } from './internal/debug.js';
 import { stats, tracingFailed } from './internal/stats.js';
 import { text } from './internal/text.js';
@@ -286,11 +286,11 @@ class Consumer<V extends string | Buffer> implements StreamConsumer {
       const { fields, fieldList, traceFields, context: parent } = unwrapStreamFields(list as V[] | null);
       entry = { stream, id, fields, fieldList, traceFields, context: parent };
       const spec = consumerSpec(stream, undefined);
-      // The destination's attributes as they are, the entry's own added to the span's copy: an object
-      // spread per entry would cost more than both.
-      span = startSpan(spec.name, { kind: 'consumer', parent: parent ?? null, attributes: spec.attributes });
-      span.setAttribute('messaging.message.id', id);
-      if (group !== undefined) span.setAttribute('messaging.consumer.group.name', group);
+      span = startSpan(spec.name, { kind: 'consumer', parent: parent ?? null });
+      const attributes = span.attributes;
+      writeAttributes(attributes, spec);
+      attributes['messaging.message.id'] = id;
+      if (group !== undefined) attributes['messaging.consumer.group.name'] = group;
       context = contextWithSpan(span, parent);
     } catch (error) {
       tracingFailed('stream entry', error);

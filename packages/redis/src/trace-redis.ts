@@ -1,6 +1,6 @@
 import { configure, contextWithSpan, currentSpan, startSpan, withContext, type CybSpan } from '@cyb/core';
 import { unwrapEnvelope, wrapEnvelope } from './envelope.js';
-import { consumerSpec, producerSpec, serverAttributes, type Attributes } from './internal/attributes.js';
+import { consumerSpec, producerSpec, serverInfo, writeAttributes, writeServerAttributes, type ServerInfo } from './internal/attributes.js';
 import { debug } from './internal/debug.js';
 import { tracingFailed } from './internal/stats.js';
 import { text } from './internal/text.js';
@@ -59,7 +59,7 @@ interface State {
   pubsub: NameFilter | undefined;
   commandSpans: boolean;
   rootCommandSpans: boolean;
-  server: Attributes;
+  server: ServerInfo;
   /** Hooks set on the client, with the own property each replaced (undefined: none). */
   saved: Map<string, { hook: unknown; before: PropertyDescriptor | undefined }>;
 }
@@ -126,7 +126,8 @@ function traceXadd(state: State, command: CommandLike): CybSpan | undefined {
   const stream = text(args[0]);
   if (state.streams === undefined || !allowed(state.streams, stream)) return undefined;
   const spec = producerSpec('send', 'xadd', stream);
-  const span = startSpan(spec.name, { kind: 'producer', attributes: spec.attributes });
+  const span = startSpan(spec.name, { kind: 'producer' });
+  writeAttributes(span.attributes, spec);
   const start = xaddFieldStart(args);
   // A malformed XADD is left exactly as written, so Redis rejects it as it would without tracing.
   // Fields the application set itself (it propagates by hand) are not overwritten.
@@ -146,7 +147,8 @@ function tracePublish(state: State, command: CommandLike): CybSpan | undefined {
   if (state.pubsub === undefined || !allowed(state.pubsub, channel)) return undefined;
   const operation = command.name.length === 7 ? 'publish' : 'spublish';
   const spec = producerSpec(operation, operation, channel);
-  const span = startSpan(spec.name, { kind: 'producer', attributes: spec.attributes });
+  const span = startSpan(spec.name, { kind: 'producer' });
+  writeAttributes(span.attributes, spec);
   const payload = args[1];
   if (args.length === 2 && (typeof payload === 'string' || Buffer.isBuffer(payload))) {
     args[1] = wrapEnvelope(payload, { context: contextWithSpan(span) });
@@ -207,12 +209,8 @@ function instrument(state: State, command: CommandLike): void {
   // Under a PRODUCER span the command always has a parent; otherwise only inside a span, unless roots are wanted.
   if (state.commandSpans && (producer !== undefined || state.rootCommandSpans || currentSpan() !== undefined)) {
     const operation = upperName(command.name);
-    client = startSpan(operation, {
-      kind: 'client',
-      attributes: state.server,
-      parent: producer === undefined ? undefined : contextWithSpan(producer),
-    });
-    client.attributes['db.operation.name'] = operation;
+    client = startSpan(operation, { kind: 'client', parent: producer === undefined ? undefined : contextWithSpan(producer) });
+    writeServerAttributes(client.attributes, state.server, operation);
   }
   if (producer !== undefined || client !== undefined) observe(command, producer, client, kind === XADD);
 }
@@ -270,7 +268,8 @@ function deliver(state: State, client: Traced, emit: AnyFunction, args: unknown[
     }
     // A pattern is the low-cardinality name of what was subscribed to, so it names the span.
     const spec = consumerSpec(channel, index === 2 ? text(args[1]) : undefined);
-    span = startSpan(spec.name, { kind: 'consumer', parent: parent ?? null, attributes: spec.attributes });
+    span = startSpan(spec.name, { kind: 'consumer', parent: parent ?? null });
+    writeAttributes(span.attributes, spec);
     context = contextWithSpan(span, parent);
   } catch (error) {
     tracingFailed('pub/sub delivery', error);
@@ -292,7 +291,7 @@ function replace(client: Traced, state: State, name: string, value: unknown): vo
   Object.defineProperty(client, name, { value, writable: true, configurable: true, enumerable: false });
 }
 
-function normalize(options: TraceRedisOptions): State {
+function normalize(options: TraceRedisOptions, server: ServerInfo): State {
   if (options === null || typeof options !== 'object') throw new TypeError('traceRedis options must be an object');
   return {
     active: true,
@@ -301,7 +300,7 @@ function normalize(options: TraceRedisOptions): State {
     pubsub: filterOf(options.pubsub),
     commandSpans: options.commandSpans === true,
     rootCommandSpans: options.rootCommandSpans === true,
-    server: {},
+    server,
     saved: new Map(),
   };
 }
@@ -333,11 +332,10 @@ export function traceRedis<T extends RedisClientLike>(client: T, options: TraceR
     debug('client already traced; the new options are ignored');
     return client;
   }
-  const state = normalize(options);
+  const state = normalize(options, serverInfo((client as unknown as { options?: unknown }).options));
   // The ids a subscriber reads are slices of an envelope's header text: the Collector's trace-id
   // hash reads those a little faster as bytes than through charCodeAt.
   configure({ readTextAsBytes: true });
-  state.server = serverAttributes((client as unknown as { options?: unknown }).options);
   const record = client as unknown as Record<string, AnyFunction>;
 
   const sendCommand = record.sendCommand!;

@@ -4,10 +4,20 @@ export type Attributes = NonNullable<NonNullable<Parameters<typeof startSpan>[1]
 
 // Attribute names from the OpenTelemetry semantic conventions (messaging and database spans).
 
-/** A span name with its attributes, made once per destination: `startSpan` copies the attributes. */
+/**
+ * A span name and what its attributes are made of, once per destination. `writeAttributes` writes them
+ * into each new span's own object with constant keys. Handing `startSpan` an object to copy cost a
+ * `for...in` and a megamorphic keyed store per key: about 2,100 instructions per published and
+ * received message (callgrind, ioredis pub/sub on Node 20).
+ */
 export interface SpanSpec {
   name: string;
-  attributes: Attributes;
+  kind: 'send' | 'process';
+  destination: string;
+  /** The command (`xadd`, `publish`, `spublish`) of a PRODUCER span; `process` for a CONSUMER span. */
+  operation: string;
+  /** The subscribed pattern of a pattern subscription's CONSUMER span. */
+  pattern: string | undefined;
 }
 
 const MAX_CACHED = 1024;
@@ -35,54 +45,48 @@ function cached<K>(table: SpecTable<K>, group: K, destination: string, make: () 
 
 /** PRODUCER span `<operation> <destination>` (`send` for XADD, `publish`, `spublish`). */
 export function producerSpec(verb: string, operation: string, destination: string): SpanSpec {
-  return cached(producerSpecs, operation, destination, () => ({
-    name: `${verb} ${destination}`,
-    attributes: producerAttributes(destination, operation),
-  }));
+  return cached(producerSpecs, operation, destination, () => ({ name: `${verb} ${destination}`, kind: 'send', destination, operation, pattern: undefined }));
 }
 
 /** CONSUMER span `process <pattern or destination>`. */
 export function consumerSpec(destination: string, pattern: string | undefined): SpanSpec {
-  return cached(consumerSpecs, pattern, destination, () => ({
-    name: `process ${pattern ?? destination}`,
-    attributes: consumerAttributes(destination, pattern),
-  }));
+  return cached(consumerSpecs, pattern, destination, () => ({ name: `process ${pattern ?? destination}`, kind: 'process', destination, operation: 'process', pattern }));
 }
 
-function producerAttributes(destination: string, operation: string): Attributes {
-  return {
-    'messaging.system': 'redis',
-    'messaging.destination.name': destination,
-    'messaging.operation.type': 'send',
-    'messaging.operation.name': operation,
-  };
+/** Writes the messaging attributes of `spec` into `into`, a new span's own attributes. */
+export function writeAttributes(into: Attributes, spec: SpanSpec): void {
+  into['messaging.system'] = 'redis';
+  into['messaging.destination.name'] = spec.destination;
+  into['messaging.operation.type'] = spec.kind;
+  into['messaging.operation.name'] = spec.operation;
+  if (spec.pattern !== undefined) into['messaging.destination.template'] = spec.pattern;
 }
 
-function consumerAttributes(destination: string, pattern: string | undefined): Attributes {
-  const attributes: Attributes = {
-    'messaging.system': 'redis',
-    'messaging.destination.name': destination,
-    'messaging.operation.type': 'process',
-    'messaging.operation.name': 'process',
-  };
-  if (pattern !== undefined) attributes['messaging.destination.template'] = pattern;
-  return attributes;
+/** Where a client connects, read once per client. */
+export interface ServerInfo {
+  namespace: string;
+  address: string;
+  port: number | undefined;
 }
 
 /** The connection's attributes, computed once per client. */
-export function serverAttributes(options: unknown): Attributes {
+export function serverInfo(options: unknown): ServerInfo {
   const o = (options !== null && typeof options === 'object' ? options : {}) as {
     host?: unknown;
     port?: unknown;
     path?: unknown;
     db?: unknown;
   };
-  const attributes: Attributes = { 'db.system.name': 'redis', 'db.namespace': String(typeof o.db === 'number' ? o.db : 0) };
-  if (typeof o.path === 'string' && o.path !== '') {
-    attributes['server.address'] = o.path;
-  } else {
-    attributes['server.address'] = typeof o.host === 'string' ? o.host : 'localhost';
-    attributes['server.port'] = typeof o.port === 'number' ? o.port : 6379;
-  }
-  return attributes;
+  const namespace = String(typeof o.db === 'number' ? o.db : 0);
+  if (typeof o.path === 'string' && o.path !== '') return { namespace, address: o.path, port: undefined };
+  return { namespace, address: typeof o.host === 'string' ? o.host : 'localhost', port: typeof o.port === 'number' ? o.port : 6379 };
+}
+
+/** Writes a CLIENT span's database attributes into `into`, a new span's own attributes. */
+export function writeServerAttributes(into: Attributes, server: ServerInfo, operation: string): void {
+  into['db.system.name'] = 'redis';
+  into['db.namespace'] = server.namespace;
+  into['server.address'] = server.address;
+  if (server.port !== undefined) into['server.port'] = server.port;
+  into['db.operation.name'] = operation;
 }
