@@ -361,13 +361,23 @@ export function inject<C = unknown>(carrier: C, options?: InjectOptions<C>): voi
       // Debug came in as `d` (B3 single header) or `X-B3-Flags: 1`; it travels on as debug in either format.
       const debugFlag = ctx.getValue(B3_DEBUG_FLAG_KEY);
       const isDebug = debugFlag === 'd' || debugFlag === '1';
+      // With the default setter on a plain object, each header is stored by its literal name: the
+      // setter's one keyed store, shared by every carrier of every adapter, is megamorphic.
+      const record = setter === defaultSetter && !(carrier instanceof Map) ? (carrier as Record<string, string>) : undefined;
       for (const format of options?.formats ?? settings.inject) {
         if (format === 'w3c') {
-          setter.set(carrier, 'traceparent', `00-${sc.traceId}-${sc.spanId}-${HEX_BYTE[flags] as string}`);
+          const parent = `00-${sc.traceId}-${sc.spanId}-${HEX_BYTE[flags] as string}`;
+          if (record !== undefined) record['traceparent'] = parent;
+          else setter.set(carrier, 'traceparent', parent);
           const state = sc.traceState?.serialize();
-          if (state) setter.set(carrier, 'tracestate', state);
+          if (state) {
+            if (record !== undefined) record['tracestate'] = state;
+            else setter.set(carrier, 'tracestate', state);
+          }
         } else if (format === 'b3') {
-          setter.set(carrier, 'b3', `${b3TraceId(sc.traceId)}-${sc.spanId}-${isDebug ? 'd' : sampled}`);
+          const single = `${b3TraceId(sc.traceId)}-${sc.spanId}-${isDebug ? 'd' : sampled}`;
+          if (record !== undefined) record['b3'] = single;
+          else setter.set(carrier, 'b3', single);
         } else {
           setter.set(carrier, 'x-b3-traceid', b3TraceId(sc.traceId));
           setter.set(carrier, 'x-b3-spanid', sc.spanId);

@@ -310,6 +310,7 @@ describe('envelope headers', () => {
       `{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\t"}`,
       `{"traceparent":"first","traceparent":"${tp}"}`,
       `{"TraceParent":"${tp}","app":"kept out"}`,
+      `{"__proto__":"x","constructor":"y","hasOwnProperty":"z","traceparent":"${tp}"}`,
       `{"b3":"x"}trailing`,
       `{"b3":"x",}`,
       `{"b3":"x""b3":"y"}`,
@@ -321,6 +322,7 @@ describe('envelope headers', () => {
     for (const header of headers) {
       const unwrapped = unwrapEnvelope(`\u0000cyb1${header}\npayload`);
       assert.deepEqual(unwrapped.enveloped ? { ...unwrapped.headers } : undefined, byJsonParse(header), header);
+      if (unwrapped.headers !== undefined) assert.equal(Object.getPrototypeOf(unwrapped.headers), Object.prototype, header);
       assert.equal(unwrapped.payload, unwrapped.enveloped ? 'payload' : `\u0000cyb1${header}\npayload`);
     }
   });

@@ -5,7 +5,7 @@ export type Context = NonNullable<ReturnType<typeof extract>>;
 
 // Every key @cyb/core's inject can write (W3C Trace Context, W3C Baggage, B3 single and multi),
 // in lower case. Only these are treated as trace fields; anything else belongs to the application.
-const NAMES = new Set([
+const NAMES = [
   'traceparent',
   'tracestate',
   'baggage',
@@ -15,26 +15,36 @@ const NAMES = new Set([
   'x-b3-parentspanid',
   'x-b3-sampled',
   'x-b3-flags',
-]);
-// Which lengths those names have: most application field names are rejected by their length alone.
-const KNOWN_LENGTH = new Array<boolean>(Math.max(...[...NAMES].map((name) => name.length)) + 1).fill(false);
-for (const name of NAMES) KNOWN_LENGTH[name.length] = true;
+];
+// The names by length: most application field names are rejected by their length alone.
+const BY_LENGTH: (string[] | undefined)[] = [];
+for (const name of NAMES) (BY_LENGTH[name.length] ??= []).push(name);
+
+/** The name itself (a string this module holds) when `text` is one of the names above. */
+function known(text: string): string | undefined {
+  const candidates = BY_LENGTH[text.length];
+  if (candidates === undefined) return undefined;
+  for (const name of candidates) if (name === text) return name;
+  return undefined;
+}
 
 /**
  * The lower-case trace field name `name` stands for, or undefined when it is an application field.
- * This runs for every field of every entry read and written, and in a process that loads ioredis
- * every string method call looks the method up generically (see @cyb/core's scratch.ts): a name as
- * inject writes it is found with one set lookup, and only a name of a known length whose first letter
- * fits is lower-cased.
+ * The name returned is always this module's own string, never `name`: read names are slices of
+ * what Redis returned, and a record keyed with them would make V8 hash each slice and compare it
+ * character by character with the literal keys `extract` looks up. This runs for every field of
+ * every entry read and written: a name as inject writes it is found by length and one comparison,
+ * and only a name of a known length whose first letter fits is lower-cased.
  */
 export function traceFieldName(name: string): string | undefined {
   const length = name.length;
-  if (length >= KNOWN_LENGTH.length || KNOWN_LENGTH[length] !== true) return undefined;
-  if (NAMES.has(name)) return name;
+  if (length >= BY_LENGTH.length || BY_LENGTH[length] === undefined) return undefined;
+  const exact = known(name);
+  if (exact !== undefined) return exact;
   const first = name[0];
   if (first !== 'T' && first !== 'B' && first !== 'X' && first !== 't' && first !== 'b' && first !== 'x') return undefined;
   const lower = name.toLowerCase();
-  return lower !== name && NAMES.has(lower) ? lower : undefined;
+  return lower !== name ? known(lower) : undefined;
 }
 
 /**
