@@ -141,8 +141,51 @@ function toText(value: unknown): HeaderValue {
 }
 
 /** Reads a header; `list` headers may repeat and are joined, any other header repeated is invalid. */
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/*
+ * The default getter's read of the four headers every extract looks at, on a plain object: each by
+ * its literal name, so that each read site sees the carriers of one adapter (monomorphic), where the
+ * getter's one keyed read serves every name of every carrier (megamorphic), and the own-property
+ * check only for a header that is there. A value found on the prototype chain alone is ignored, as
+ * `ownValue` ignores it.
+ */
+function plainTraceparent(c: Record<string, unknown>): unknown {
+  const value = c['traceparent'];
+  return value !== undefined && hasOwn.call(c, 'traceparent') ? value : undefined;
+}
+function plainTracestate(c: Record<string, unknown>): unknown {
+  const value = c['tracestate'];
+  return value !== undefined && hasOwn.call(c, 'tracestate') ? value : undefined;
+}
+function plainB3(c: Record<string, unknown>): unknown {
+  const value = c['b3'];
+  return value !== undefined && hasOwn.call(c, 'b3') ? value : undefined;
+}
+function plainBaggage(c: Record<string, unknown>): unknown {
+  const value = c['baggage'];
+  return value !== undefined && hasOwn.call(c, 'baggage') ? value : undefined;
+}
+
+function rawHeader(carrier: unknown, getter: CarrierGetter, key: string): unknown {
+  if (getter !== defaultGetter || carrier === null || typeof carrier !== 'object' || carrier instanceof Map) return getter.get(carrier, key);
+  const c = carrier as Record<string, unknown>;
+  switch (key) {
+    case 'traceparent':
+      return plainTraceparent(c);
+    case 'tracestate':
+      return plainTracestate(c);
+    case 'b3':
+      return plainB3(c);
+    case 'baggage':
+      return plainBaggage(c);
+    default:
+      return defaultGetter.get(carrier, key);
+  }
+}
+
 function readHeader(carrier: unknown, getter: CarrierGetter, key: string, list: boolean): HeaderValue {
-  const raw = getter.get(carrier, key);
+  const raw = rawHeader(carrier, getter, key);
   if (!Array.isArray(raw)) return toText(raw);
   if (raw.length === 0) return undefined;
   if (raw.length === 1) return toText(raw[0]);
