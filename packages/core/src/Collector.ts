@@ -1,7 +1,7 @@
-import type { SpanRecord } from './CybSpan.js';
+import { CybSpan, traceHashOf, type SpanRecord } from './CybSpan.js';
 import { onSpanEnd } from './internal/channel.js';
 import { sampledByRatio } from './internal/ids.js';
-import { asciiBytes, codeAt } from './internal/scratch.js';
+import { hashTraceId } from './internal/trace-hash.js';
 
 export interface CollectorOptions {
   /** Traces kept at most; the least recently active is evicted first. Default 1000. */
@@ -45,29 +45,6 @@ function positiveInteger(value: number, name: string): number {
 const NONE = -1;
 const FIRST_CAPACITY = 64;
 
-/**
- * A 32-bit hash of `id` under `seed`, over every character: trace ids arrive from the network. Two
- * lanes, even and odd characters, so that one lane's multiplications need not wait for the other's.
- * The same hash whether the characters come from `charCodeAt` or from bytes (internal/scratch.ts).
- */
-function hashId(id: string, seed: number): number {
-  let even = seed;
-  let odd = seed ^ 0x5bd1e995;
-  const length = id.length;
-  const bytes = asciiBytes(id);
-  let i = 0;
-  for (; i + 1 < length; i += 2) {
-    even = Math.imul(even ^ codeAt(id, bytes, i), 0x01000193);
-    odd = Math.imul(odd ^ codeAt(id, bytes, i + 1), 0x01000193);
-  }
-  if (i < length) even = Math.imul(even ^ codeAt(id, bytes, i), 0x01000193);
-  let h = even ^ Math.imul(odd ^ length, 0x85ebca6b);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return h >>> 0;
-}
-
 /** `to` holding `from`'s values at its start. */
 function widened<T extends Int32Array | Uint32Array>(from: T, to: T): T {
   to.set(from);
@@ -97,8 +74,6 @@ export class Collector {
   // Open addressing with linear probing: slot + 1 at each place, 0 when empty; never over half full.
   #table = new Int32Array(0);
   #mask = 0;
-  // Random per collector, so ids chosen to collide here cannot be prepared in advance.
-  readonly #seed = (Math.random() * 0x100000000) >>> 0;
   #head = NONE;
   #tail = NONE;
   #traceCount = 0;
@@ -145,7 +120,9 @@ export class Collector {
     // Spans of one trace tend to end together: the most recent trace needs no lookup.
     let slot = this.#tail;
     if (slot === NONE || this.#ids[slot] !== traceId) {
-      const hash = hashId(traceId, this.#seed);
+      // Spans made here carry the hash of their trace id, taken from its bytes when the id was made
+      // (internal/trace-hash.ts): a 32-character loop fewer per trace.
+      const hash = span instanceof CybSpan ? traceHashOf(span) : hashTraceId(traceId);
       slot = this.#find(traceId, hash);
       if (slot === NONE) {
         this.#insert(traceId, hash, span);
@@ -297,7 +274,7 @@ export class Collector {
   /** The spans of one trace, or undefined. */
   trace(traceId: string): SpanRecord[] | undefined {
     if (typeof traceId !== 'string') return undefined;
-    const slot = this.#find(traceId, hashId(traceId, this.#seed));
+    const slot = this.#find(traceId, hashTraceId(traceId));
     return slot === NONE ? undefined : this.#sortedSpans(slot);
   }
 

@@ -12,6 +12,7 @@ import {
 import { nowUs } from './internal/clock.js';
 import { debug } from './internal/debug.js';
 import { publishEnd, publishError } from './internal/channel.js';
+import { hashTraceId } from './internal/trace-hash.js';
 import { shallowCopy } from './shallow-copy.js';
 
 /** What a span stands for, as OpenTelemetry's SpanKind, spelled in lower case. */
@@ -88,6 +89,12 @@ function isAttributeValue(v: unknown): v is AttributeValue {
 }
 
 /**
+ * @internal The hash of `span`'s trace id that Collectors place traces by (internal/trace-hash.ts),
+ * worked out at most once per span.
+ */
+export let traceHashOf: (span: CybSpan) => number;
+
+/**
  * A span of Cybernetic Trace. It implements the OpenTelemetry `Span` interface, so code written against
  * `@opentelemetry/api` can use it, and it is also its own record (`SpanRecord`).
  *
@@ -118,6 +125,15 @@ export class CybSpan implements Span, SpanRecord {
 
   readonly #context: SpanContext;
   readonly #recording: boolean;
+  // hashTraceId(traceId), -1 until known: given when the trace id was made here, else worked out once.
+  #traceHash: number;
+
+  static {
+    traceHashOf = (span) => {
+      if (span.#traceHash < 0) span.#traceHash = hashTraceId(span.traceId);
+      return span.#traceHash;
+    };
+  }
 
   /** @internal Use `startSpan()`. */
   constructor(
@@ -130,11 +146,13 @@ export class CybSpan implements Span, SpanRecord {
     attributes: Attributes | undefined,
     code: CodeLocation | undefined,
     links: readonly Link[] | undefined,
-    startTime?: TimeInput,
+    startTime: TimeInput | undefined,
+    traceHash: number,
   ) {
     this.name = name;
     this.kind = kind;
     this.#context = spanContext;
+    this.#traceHash = traceHash;
     this.traceId = spanContext.traceId;
     this.spanId = spanContext.spanId;
     this.parentSpanId = parentSpanId;

@@ -12,11 +12,11 @@ import {
   type TraceState,
 } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
-import { CybSpan, type CodeLocation, type SpanKind } from './CybSpan.js';
+import { CybSpan, traceHashOf, type CodeLocation, type SpanKind } from './CybSpan.js';
 import { hasSpanSubscribers, publishStart } from './internal/channel.js';
 import { settings } from './internal/config.js';
 import { active, runIn } from './internal/context.js';
-import { newSpanId, newTraceId, sampledByRatio } from './internal/ids.js';
+import { lastTraceIdHash, newSpanId, newTraceId, sampledByRatio } from './internal/ids.js';
 import { link, SPAN_KEY } from './internal/linked-context.js';
 import { CheckedSpanContext, hasValidIds } from './internal/validate.js';
 
@@ -62,14 +62,19 @@ function createSpan(name: string, meta: SpanMeta, parentCtx: Context, startTime:
   let parentSpanId: string | undefined;
   let flags: number;
   let traceState: TraceState | undefined;
+  let traceHash = -1;
   // Our own spans need no second look; others (remote parents, an OpenTelemetry SDK's spans) do.
   if (parent !== undefined && (parentSpan instanceof CybSpan || hasValidIds(parent))) {
     traceId = parent.traceId;
     parentSpanId = parent.spanId;
     flags = parent.traceFlags;
     traceState = parent.traceState;
+    // One hash per trace and process: a child takes its parent's, worked out now if need be (a
+    // remote parent's trace) while spans of this trace are being recorded.
+    if (parentSpan instanceof CybSpan && parentSpan.isRecording()) traceHash = traceHashOf(parentSpan);
   } else {
     traceId = newTraceId();
+    traceHash = lastTraceIdHash;
     const decision = parentCtx.getValue(SAMPLING_DECISION_KEY);
     const sampled = typeof decision === 'boolean' ? decision : sampledByRatio(traceId, settings.sampleRate);
     flags = (sampled ? TraceFlags.SAMPLED : TraceFlags.NONE) | RANDOM_FLAG;
@@ -87,6 +92,7 @@ function createSpan(name: string, meta: SpanMeta, parentCtx: Context, startTime:
     meta.code,
     meta.links,
     startTime,
+    traceHash,
   );
   if (recording) publishStart(s);
   return s;

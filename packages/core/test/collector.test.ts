@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Collector, configure, span, startSpan, type SpanRecord } from '@cyb/core';
+import { Collector, configure, contextWithSpan, extract, span, startSpan, type SpanRecord } from '@cyb/core';
 
 function endedRoot(name = 'r'): SpanRecord {
   const s = startSpan(name, { parent: null });
@@ -153,6 +153,29 @@ describe('Collector', () => {
       assert.equal(c.trace(pool[1] as string), undefined);
       c.add({ ...endedRoot(), traceId: pool[1] as string });
       assert.deepEqual(c.stats(), { traces: 1, spans: 1, evictedTraces: 0, droppedSpans: 0, sampledOut: 0 }, `${label}, after clear`);
+    }
+    configure({ readTextAsBytes: false });
+  });
+
+  it('files spans of one trace together, whether the trace id was made here, inherited, extracted or decoded', () => {
+    // A trace id made here is hashed from its bytes as it is made; every other span of the trace is
+    // hashed from the id's characters (or takes its parent's hash). All four must meet in one trace.
+    for (const readTextAsBytes of [false, true]) {
+      configure({ readTextAsBytes });
+      const c = new Collector({ maxTraces: 5000 }).start();
+      const roots = Array.from({ length: 500 }, () => startSpan('root', { parent: null }));
+      for (const root of roots) {
+        startSpan('child', { parent: contextWithSpan(root) }).end();
+        const remote = extract({ traceparent: `00-${root.traceId}-${root.spanId}-01` });
+        startSpan('remote child', { parent: remote ?? null }).end();
+        root.end();
+      }
+      c.stop();
+      for (const root of roots) c.add({ ...endedRoot('root'), traceId: root.traceId, spanId: 'decoded' });
+      assert.equal(c.stats().traces, roots.length, `bytes: ${readTextAsBytes}`);
+      for (const root of roots) {
+        assert.deepEqual(c.trace(root.traceId)?.map((s) => s.name).sort(), ['child', 'remote child', 'root', 'root'].sort(), `bytes: ${readTextAsBytes}`);
+      }
     }
     configure({ readTextAsBytes: false });
   });

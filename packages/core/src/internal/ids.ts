@@ -1,4 +1,5 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
+import { hashHexBytes } from './trace-hash.js';
 
 /*
  * Ids come from one buffer of random bytes refilled in bulk: a crypto call per id would dominate span
@@ -50,11 +51,18 @@ const DIGITS = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 const hi = (byte: number): number => DIGITS[byte >>> 4] as number;
 const lo = (byte: number): number => DIGITS[byte & 15] as number;
 
+/**
+ * `hashTraceId` of the id `newTraceId` returned last, taken from its bytes (trace-hash.ts): read by
+ * the caller right after the call, before anything else can make an id.
+ */
+export let lastTraceIdHash = 0;
+
 /** A random 16-byte trace id as 32 lower-case hex characters, never all zero. */
 export function newTraceId(): string {
   let o = take(16);
   while (allZero(o, 16)) o = take(16);
   const b = pool;
+  lastTraceIdHash = hashHexBytes(b, o);
   return String.fromCharCode(
     hi(b[o] as number), lo(b[o] as number), hi(b[o + 1] as number), lo(b[o + 1] as number),
     hi(b[o + 2] as number), lo(b[o + 2] as number), hi(b[o + 3] as number), lo(b[o + 3] as number),

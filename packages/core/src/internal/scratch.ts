@@ -24,7 +24,7 @@ const SCRATCH_SIZE = 256;
 const MAX_CHARS = 85;
 const scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
 
-// The loops that read ids (validate.ts, the Collector's hash) call charCodeAt: see fast-strings.ts.
+// The loops that read ids (validate.ts, trace-hash.ts) call charCodeAt: see fast-strings.ts.
 keepStringPrototypeFast();
 
 /**
