@@ -140,7 +140,6 @@ function toText(value: unknown): HeaderValue {
   return INVALID;
 }
 
-/** Reads a header; `list` headers may repeat and are joined, any other header repeated is invalid. */
 const hasOwn = Object.prototype.hasOwnProperty;
 
 /*
@@ -184,6 +183,7 @@ function rawHeader(carrier: unknown, getter: CarrierGetter, key: string): unknow
   }
 }
 
+/** Reads a header; `list` headers may repeat and are joined, any other header repeated is invalid. */
 function readHeader(carrier: unknown, getter: CarrierGetter, key: string, list: boolean): HeaderValue {
   const raw = rawHeader(carrier, getter, key);
   if (!Array.isArray(raw)) return toText(raw);

@@ -6,8 +6,8 @@ const SEED = (Math.random() * 0x100000000) >>> 0;
 const ODD_SEED = SEED ^ 0x5bd1e995;
 const PRIME = 0x01000193;
 
-function finish(even: number, odd: number, length: number): number {
-  let h = even ^ Math.imul(odd ^ length, 0x85ebca6b);
+function finish(a: number, b: number, length: number): number {
+  let h = a ^ Math.imul(b ^ length, 0x85ebca6b);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
