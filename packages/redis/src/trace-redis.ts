@@ -1,4 +1,4 @@
-import { configure, contextWithSpan, currentSpan, startSpan, withContext, type CybSpan } from '@cyb/core';
+import { contextWithSpan, currentSpan, startSpan, withContext, type CybSpan } from '@cyb/core';
 import { unwrapEnvelope, wrapEnvelope } from './envelope.js';
 import { consumerSpec, producerSpec, serverInfo, writeAttributes, writeServerAttributes, type ServerInfo } from './internal/attributes.js';
 import { debug } from './internal/debug.js';
@@ -333,9 +333,6 @@ export function traceRedis<T extends RedisClientLike>(client: T, options: TraceR
     return client;
   }
   const state = normalize(options, serverInfo((client as unknown as { options?: unknown }).options));
-  // The ids a subscriber reads are slices of an envelope's header text: the Collector's trace-id
-  // hash reads those a little faster as bytes than through charCodeAt.
-  configure({ readTextAsBytes: true });
   const record = client as unknown as Record<string, AnyFunction>;
 
   const sendCommand = record.sendCommand!;

@@ -54,9 +54,8 @@ export interface ConfigureOptions {
   serviceName?: string;
   /**
    * Hash trace ids in the Collector, and check the ids of span contexts made elsewhere, by writing
-   * them into a byte buffer instead of reading their characters with `charCodeAt`. A little faster
-   * where the ids are slices of a longer text (Redis envelopes: `traceRedis()` turns this on),
-   * slower otherwise. Default false.
+   * them into a byte buffer instead of reading their characters with `charCodeAt`. Slower than
+   * `charCodeAt` where `String.prototype` is in fast mode, as this package keeps it. Default false.
    */
   readTextAsBytes?: boolean;
 }
