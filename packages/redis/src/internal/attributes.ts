@@ -12,7 +12,8 @@ export type Attributes = NonNullable<NonNullable<Parameters<typeof startSpan>[1]
  */
 export interface SpanSpec {
   name: string;
-  kind: 'send' | 'process';
+  /** `messaging.operation.type`. */
+  operationType: 'send' | 'process';
   destination: string;
   /** The command (`xadd`, `publish`, `spublish`) of a PRODUCER span; `process` for a CONSUMER span. */
   operation: string;
@@ -45,19 +46,19 @@ function cached<K>(table: SpecTable<K>, group: K, destination: string, make: () 
 
 /** PRODUCER span `<operation> <destination>` (`send` for XADD, `publish`, `spublish`). */
 export function producerSpec(verb: string, operation: string, destination: string): SpanSpec {
-  return cached(producerSpecs, operation, destination, () => ({ name: `${verb} ${destination}`, kind: 'send', destination, operation, pattern: undefined }));
+  return cached(producerSpecs, operation, destination, () => ({ name: `${verb} ${destination}`, operationType: 'send', destination, operation, pattern: undefined }));
 }
 
 /** CONSUMER span `process <pattern or destination>`. */
 export function consumerSpec(destination: string, pattern: string | undefined): SpanSpec {
-  return cached(consumerSpecs, pattern, destination, () => ({ name: `process ${pattern ?? destination}`, kind: 'process', destination, operation: 'process', pattern }));
+  return cached(consumerSpecs, pattern, destination, () => ({ name: `process ${pattern ?? destination}`, operationType: 'process', destination, operation: 'process', pattern }));
 }
 
 /** Writes the messaging attributes of `spec` into `into`, a new span's own attributes. */
 export function writeAttributes(into: Attributes, spec: SpanSpec): void {
   into['messaging.system'] = 'redis';
   into['messaging.destination.name'] = spec.destination;
-  into['messaging.operation.type'] = spec.kind;
+  into['messaging.operation.type'] = spec.operationType;
   into['messaging.operation.name'] = spec.operation;
   if (spec.pattern !== undefined) into['messaging.destination.template'] = spec.pattern;
 }
@@ -69,7 +70,7 @@ export interface ServerInfo {
   port: number | undefined;
 }
 
-/** The connection's attributes, computed once per client. */
+/** Where a client connects, from its options. */
 export function serverInfo(options: unknown): ServerInfo {
   const o = (options !== null && typeof options === 'object' ? options : {}) as {
     host?: unknown;
