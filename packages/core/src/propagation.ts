@@ -99,9 +99,11 @@ const MULTI_HEADER_NAMES: Record<string, string> = {
   'x-b3-flags': 'X-B3-Flags',
 };
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
 function ownValue(carrier: object, key: string): unknown {
   if (carrier instanceof Map) return carrier.get(key);
-  return Object.prototype.hasOwnProperty.call(carrier, key) ? (carrier as Record<string, unknown>)[key] : undefined;
+  return hasOwn.call(carrier, key) ? (carrier as Record<string, unknown>)[key] : undefined;
 }
 
 /** Reads plain objects (exact key, then the canonical `X-B3-*` spelling) and Maps. */
@@ -140,47 +142,34 @@ function toText(value: unknown): HeaderValue {
   return INVALID;
 }
 
-const hasOwn = Object.prototype.hasOwnProperty;
-
 /*
  * The default getter's read of the four headers every extract looks at, on a plain object: each by
- * its literal name, so that each read site sees the carriers of one adapter (monomorphic), where the
- * getter's one keyed read serves every name of every carrier (megamorphic), and the own-property
- * check only for a header that is there. A value found on the prototype chain alone is ignored, as
- * `ownValue` ignores it.
+ * its literal name at a site of its own, so that each read site sees the carriers of one adapter
+ * (monomorphic), where the getter's one keyed read serves every name of every carrier (megamorphic),
+ * and the own-property check only for a header that is there. A value found on the prototype chain
+ * alone is ignored, as `ownValue` ignores it.
  */
-function plainTraceparent(c: Record<string, unknown>): unknown {
-  const value = c['traceparent'];
-  return value !== undefined && hasOwn.call(c, 'traceparent') ? value : undefined;
-}
-function plainTracestate(c: Record<string, unknown>): unknown {
-  const value = c['tracestate'];
-  return value !== undefined && hasOwn.call(c, 'tracestate') ? value : undefined;
-}
-function plainB3(c: Record<string, unknown>): unknown {
-  const value = c['b3'];
-  return value !== undefined && hasOwn.call(c, 'b3') ? value : undefined;
-}
-function plainBaggage(c: Record<string, unknown>): unknown {
-  const value = c['baggage'];
-  return value !== undefined && hasOwn.call(c, 'baggage') ? value : undefined;
-}
-
 function rawHeader(carrier: unknown, getter: CarrierGetter, key: string): unknown {
   if (getter !== defaultGetter || carrier === null || typeof carrier !== 'object' || carrier instanceof Map) return getter.get(carrier, key);
   const c = carrier as Record<string, unknown>;
+  let value: unknown;
   switch (key) {
     case 'traceparent':
-      return plainTraceparent(c);
+      value = c['traceparent'];
+      break;
     case 'tracestate':
-      return plainTracestate(c);
+      value = c['tracestate'];
+      break;
     case 'b3':
-      return plainB3(c);
+      value = c['b3'];
+      break;
     case 'baggage':
-      return plainBaggage(c);
+      value = c['baggage'];
+      break;
     default:
       return defaultGetter.get(carrier, key);
   }
+  return value !== undefined && hasOwn.call(c, key) ? value : undefined;
 }
 
 /** Reads a header; `list` headers may repeat and are joined, any other header repeated is invalid. */

@@ -35,11 +35,11 @@ export function hashTraceId(id: string): number {
   return finish(a, b, length);
 }
 
+/** The character codes of the lower-case hex digits, by value. */
+export const DIGITS: readonly number[] = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+
 // For each byte, its two hex digits as `hashTraceId` packs a pair of characters.
-const DIGIT_PAIRS = (() => {
-  const digits = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
-  return Int32Array.from({ length: 256 }, (_, byte) => (digits[byte >>> 4] as number) | ((digits[byte & 15] as number) << 16));
-})();
+const DIGIT_PAIRS = Int32Array.from({ length: 256 }, (_, byte) => (DIGITS[byte >>> 4] as number) | ((DIGITS[byte & 15] as number) << 16));
 
 /**
  * `hashTraceId` of the 32 lower-case hex digits of the 16 bytes of `bytes` from `at`, read from the
