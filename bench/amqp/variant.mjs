@@ -1,5 +1,6 @@
 // One measurement in a process of its own: publish N messages of ~100 bytes through RabbitMQ on one
-// connection while a consumer on the same connection acks each one; prints one JSON line.
+// connection while a consumer on the same connection acks each one; prints one JSON line. The same
+// traffic runs for BENCH_WARMUP seconds (default 3, ../lib/warm-up.mjs) before the clock starts.
 //
 //   node bench/amqp/variant.mjs <plain|headers|small-header|floor|cyb|cyb-w3c|cyb-collector|otel>[+app] [messages]
 //
@@ -25,6 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
+import { warmUp } from '../lib/warm-up.mjs';
 
 const [variant, properties = 'bare'] = (process.argv[2] ?? '').split('+');
 if (properties !== 'bare' && properties !== 'app') {
@@ -139,7 +141,7 @@ async function run(count) {
   return { ms: performance.now() - start, cpuUs: used.user + used.system };
 }
 
-await run(WARMUP);
+await warmUp(run, WARMUP);
 const { ms, cpuUs } = await run(N);
 const extra = await finish();
 await publisher.deleteQueue(queue);

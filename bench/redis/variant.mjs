@@ -3,6 +3,7 @@
 //
 //   node bench/redis/variant.mjs <plain|plain-fast|carrier|floor|spans|cyb|cyb-commands|otel> <pubsub|streams> [messages]
 //   node bench/redis/variant.mjs <cyb-publisher|cyb-subscriber> pubsub [messages]
+//   node bench/redis/variant.mjs spin-<pub|sub>-<µs> <pubsub|streams> [messages]
 //
 // pubsub:  PUBLISH on one connection, a `messageBuffer` listener on a subscribed second connection.
 // streams: XADD on one connection, XREAD BLOCK (COUNT 100) on a second one, a handler per entry.
@@ -31,13 +32,18 @@
 //               and the AsyncLocalStorage context manager: a CLIENT span per command (requireParentSpan off,
 //               so commands outside a span are recorded too). It carries no context
 //               through pub/sub or streams, so its consumer side is the plain one.
+// spin-pub-<µs>, spin-sub-<µs> (controls, not in run.mjs): plain ioredis keeping the CPU busy for that
+//               many microseconds (up to one decimal) before each send or in each handler call: what
+//               a known cost per message does to the figures.
 //
 // Sends go out in windows of 100 concurrent commands, outside any span (as the kafka bench does), so
-// each message starts a trace: PRODUCER + CONSUMER span for cyb, the command spans for otel. The clock
-// runs from the first send to the last message handled.
+// each message starts a trace: PRODUCER + CONSUMER span for cyb, the command spans for otel. The same
+// traffic runs for BENCH_WARMUP seconds first (default 3, ../lib/warm-up.mjs); then the clock runs
+// from the first send to the last message handled.
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
+import { warmUp } from '../lib/warm-up.mjs';
 
 const [variant, mode = 'pubsub'] = process.argv.slice(2);
 const N = Number(process.argv[4] ?? 20_000);
@@ -61,6 +67,7 @@ const FIXED = {
   b3: '0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1',
 };
 let finish = async () => ({});
+let beforeClock = () => undefined;
 
 const oneSide = variant === 'cyb-publisher' || variant === 'cyb-subscriber';
 if (oneSide && mode !== 'pubsub') {
@@ -75,13 +82,16 @@ if (variant === 'cyb' || variant === 'cyb-commands' || oneSide) {
   if (variant === 'cyb-subscriber') {
     // One envelope per message, each of its own trace, made before the clock: the traced subscriber's
     // Collector then sees what it sees behind a traced publisher.
-    const envelopes = [];
-    for (let i = 0; i < WARMUP + N; i++) {
+    const envelope = () => {
       const traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
-      envelopes.push(redis.wrapEnvelope(Buffer.alloc(100, 'x'), { context: core.extract({ traceparent }) }));
-    }
+      return redis.wrapEnvelope(Buffer.alloc(100, 'x'), { context: core.extract({ traceparent }) });
+    };
+    let envelopes;
     let next = 0;
-    carrier = { envelope: () => envelopes[next++ % envelopes.length] };
+    carrier = { envelope: () => (envelopes === undefined ? envelope() : envelopes[next++]) };
+    beforeClock = () => {
+      envelopes = Array.from({ length: N }, envelope);
+    };
   }
   trace = (client) => redis.traceRedis(client, { commandSpans: variant === 'cyb-commands' });
   consume = (client, key, handler) => {
@@ -138,6 +148,25 @@ if (variant === 'cyb' || variant === 'cyb-commands' || oneSide) {
     mode === 'pubsub'
       ? (channel, message) => als.run(FIXED.traceparent, handler, channel, message.subarray(headerLength))
       : (entry) => als.run(entry.fields.traceparent, handler, entry);
+} else if (/^spin-(pub|sub)-\d{1,3}(\.\d)?$/.test(variant)) {
+  // Control: plain ioredis with a known CPU cost per message, on the publishing or receiving side.
+  const [, where, us] = variant.split('-');
+  const busyNs = BigInt(Math.round(Number(us) * 1000));
+  const spin = () => {
+    const until = process.hrtime.bigint() + busyNs;
+    while (process.hrtime.bigint() < until);
+  };
+  if (where === 'pub') {
+    wrapSend = (send) => () => {
+      spin();
+      return send();
+    };
+  } else {
+    wrapHandler = (handler) => (...args) => {
+      spin();
+      return handler(...args);
+    };
+  }
 } else if (variant === 'plain-fast') {
   await import('@cyb/core');
 } else if (variant !== 'plain') {
@@ -229,7 +258,8 @@ async function run(count) {
   return { ms: performance.now() - start, cpuUs: used.user + used.system };
 }
 
-await run(WARMUP);
+await warmUp(run, WARMUP);
+beforeClock();
 const { ms, cpuUs } = await run(N);
 const extra = await finish();
 await stopConsumer();
