@@ -1,9 +1,9 @@
 // The warm-up every broker variant runs before its clock starts. A fixed 2,000 messages (the earlier
-// warm-up) took 30 to 100 ms, and V8 was still compiling the hot paths for seconds after: measured in
-// one process in chunks of 20,000 messages, plain ioredis pub/sub went from about 61,000 messages per
-// second in the first chunk to 75,000 to 80,000 from the fifth on, the traced variant from 34,000 to
-// 52,000, and plain kafkajs eachMessage about doubled over ten chunks of 10,000. The HTTP suite warms up for 3 s for
-// the same reason.
+// warm-up) took 30 to 200 ms, and V8 was still compiling the hot paths for seconds after. Measured in
+// one process in chunks of 20,000 messages, plain ioredis pub/sub went from about 61,700 messages per
+// second in the first chunk to 75,000 to 85,000 from the sixth on, the traced variant from 33,800 to
+// 52,000 to 54,000; plain kafkajs eachMessage about doubled over ten chunks of 10,000. The HTTP suite
+// warms up for 3 s for the same reason.
 //
 //   BENCH_WARMUP=<seconds>   (default 3; 0 sends one batch of the warm-up size and no more)
 import { performance } from 'node:perf_hooks';
