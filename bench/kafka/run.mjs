@@ -9,7 +9,9 @@
 //
 // Reports per variant the median messages per second, the median over rounds of the ratio to the plain
 // run of the same round (paired, so a slow round favours no one), and the client's CPU time per message
-// (user + system of the benchmark process, producer and consumer together).
+// (user + system of the benchmark process, producer and consumer together). Then codec.mjs times
+// kafkajs's own record codec with and without trace headers, no broker involved.
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { rotatingRounds, saveResults } from '../lib/rounds.mjs';
 
@@ -35,4 +37,8 @@ for (const mode of modes) {
     title: `${messages} messages of 100 bytes, 100 per send, produce + consume (${mode}) in one process, ${rounds} rounds`,
   });
 }
+// What the headers cost inside kafkajs alone, beside the runs above.
+const codec = execFileSync(process.execPath, [fileURLToPath(new URL('./codec.mjs', import.meta.url))], { encoding: 'utf8' });
+console.log(`\n${codec}`);
+out.codec = codec;
 saveResults('kafka', out);
