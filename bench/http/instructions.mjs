@@ -3,7 +3,8 @@
 // difference between the two counts divided by the difference in requests is the server's cost per
 // request once warm (start-up and compilation cancel out). Counts repeat to within a few per cent from
 // run to run; requests per second on a shared machine do not. Keep the machine otherwise idle all the same:
-// the client sends one request at a time, and a starved client still changes what the server does.
+// by default the client sends one request at a time, and a starved client still changes what the
+// server does.
 //
 //   node bench/http/instructions.mjs [express|koa] [variant ...]
 //   BENCH_HTTP_SHORT=10000 BENCH_HTTP_LONG=30000 node bench/http/instructions.mjs koa plain cyb
@@ -84,9 +85,9 @@ async function count(framework, variant, requests) {
 }
 
 async function perRequest(framework, variant) {
-  // One after the other, and one request at a time: how many requests a server takes per wake-up
-  // depends on how fast it is against its client, and that moves the count per request by up to 10%
-  // when the two share the machine with other work.
+  // One after the other, and by default one request at a time: how many requests a server takes per
+  // wake-up depends on how fast it is against its client, and that moves the count per request by up
+  // to 10% when the two share the machine with other work (more with many connections).
   const short = await count(framework, variant, SHORT);
   const long = await count(framework, variant, LONG);
   const value = Math.round((long - short) / (LONG - SHORT));
