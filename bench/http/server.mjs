@@ -62,11 +62,8 @@ if (typeof variant === 'string' && variant.startsWith('cyb')) {
   let n = 0;
   middleware = framework === 'koa' ? (ctx, next) => store.run({ n: n++ }, next) : (req, res, next) => store.run({ n: n++ }, next);
 } else if (typeof variant === 'string' && /^spin-\d{1,4}$/.test(variant)) {
-  const busyNs = BigInt(variant.slice('spin-'.length)) * 1000n;
-  const spin = () => {
-    const until = process.hrtime.bigint() + busyNs;
-    while (process.hrtime.bigint() < until);
-  };
+  const { busyFor } = await import('../lib/busy.mjs');
+  const spin = busyFor(Number(variant.slice('spin-'.length)));
   middleware = framework === 'koa'
     ? (ctx, next) => {
         spin();

@@ -9,6 +9,7 @@
 // It reaches into kafkajs's source (`src/protocol/recordBatch/record/v0`), which kafkajs 2.x ships
 // but does not document; another kafkajs layout is refused with exit code 2.
 import { createRequire } from 'node:module';
+import { median } from '../lib/rounds.mjs';
 
 const require = createRequire(import.meta.url);
 const N = Number(process.argv[2] ?? 100_000);
@@ -65,7 +66,6 @@ function round(headers) {
   return { encodeNs, decodeNs };
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const results = Object.fromEntries(Object.keys(VARIANTS).map((name) => [name, { encode: [], decode: [] }]));
 round(undefined); // compile the codec before the first measured round
 for (let r = 0; r < 7; r++) {

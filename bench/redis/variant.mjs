@@ -151,11 +151,8 @@ if (variant === 'cyb' || variant === 'cyb-commands' || oneSide) {
 } else if (/^spin-(pub|sub)-\d{1,3}(\.\d)?$/.test(variant)) {
   // Control: plain ioredis with a known CPU cost per message, on the publishing or receiving side.
   const [, where, us] = variant.split('-');
-  const busyNs = BigInt(Math.round(Number(us) * 1000));
-  const spin = () => {
-    const until = process.hrtime.bigint() + busyNs;
-    while (process.hrtime.bigint() < until);
-  };
+  const { busyFor } = await import('../lib/busy.mjs');
+  const spin = busyFor(Number(us));
   if (where === 'pub') {
     wrapSend = (send) => () => {
       spin();
