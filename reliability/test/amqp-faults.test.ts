@@ -15,8 +15,12 @@ import {
 
 const run = promisify(execFile);
 const PREFETCH = 20;
-/** Publishes waiting for a confirm at most; the loop pauses above it, so the flow is steady, not a flood. */
-const MAX_UNCONFIRMED = 2000;
+/**
+ * Publishes waiting for their confirm, always: each confirm sends the next publish. A flow that
+ * refilled in batches could have all its confirms back at the moment the server's close arrived,
+ * and then the close found nothing unconfirmed on one side and some on the other.
+ */
+const IN_FLIGHT = 100;
 
 /** The server-side process id of the connection that announced `connectionName` in its client properties. */
 async function connectionPid(connectionName: string): Promise<string> {
@@ -71,30 +75,26 @@ async function scenario(queue: string, traced: boolean): Promise<{ observed: Obs
   await consumer.consume(queue, () => void observed.delivered++);
 
   let published = 0;
-  let pending = 0;
-  const publishLoop = (): void => {
+  const publishOne = (): void => {
     if (stopped) return;
-    for (let i = 0; i < 100 && pending < MAX_UNCONFIRMED; i++) {
-      try {
-        publisher.sendToQueue(queue, Buffer.from(`m${published}`), { messageId: `m${published}` }, (err: unknown) => {
-          pending--;
-          if (err === null || err === undefined) observed.confirmed++;
-          else {
-            const key = describeError(err);
-            observed.confirmErrors.set(key, (observed.confirmErrors.get(key) ?? 0) + 1);
-          }
-        });
-        published++;
-        pending++;
-      } catch (err) {
-        observed.publishThrew.push(describeError(err));
-        stopped = true;
-        return;
-      }
+    try {
+      publisher.sendToQueue(queue, Buffer.from(`m${published}`), { messageId: `m${published}` }, (err: unknown) => {
+        if (err === null || err === undefined) {
+          observed.confirmed++;
+          // Sent while this confirm is handled, before anything later on the socket (the close) is read.
+          publishOne();
+        } else {
+          const key = describeError(err);
+          observed.confirmErrors.set(key, (observed.confirmErrors.get(key) ?? 0) + 1);
+        }
+      });
+      published++;
+    } catch (err) {
+      observed.publishThrew.push(describeError(err));
+      stopped = true;
     }
-    setImmediate(publishLoop);
   };
-  publishLoop();
+  for (let i = 0; i < IN_FLIGHT; i++) publishOne();
   await waitUntil(() => observed.delivered >= PREFETCH && observed.confirmed > 0, 'deliveries and confirms');
   observed.channelListeners = [publisher, consumer].map((c) => ({ error: c.listenerCount('error'), close: c.listenerCount('close') }));
 
